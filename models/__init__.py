@@ -1,0 +1,1 @@
+"""Pretrained models shipped with NeuralStudio (installed as ``neuralstudio.models``)."""

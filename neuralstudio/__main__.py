@@ -1,0 +1,7 @@
+"""``python -m neuralstudio`` is the ``neuralstudio`` command."""
+
+import sys
+
+from neuralstudio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""The ``.nsd`` design file: a graph, its hyperparameters, its data source and its layout.
+
+Design files are untrusted input (they are shared between students), so the
+loader validates everything and raises one error type, :class:`DesignError`,
+whose message a person can act on.  Saving is atomic.  ``version`` lets newer
+releases read older files: add a migration to ``_MIGRATIONS`` when it changes.
+"""
+
+from __future__ import annotations
+
+from neuralstudio.core.errors import UserError
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuralstudio.core.atomic import atomic_write_text
+from neuralstudio.core.graph import Graph, GraphError
+from neuralstudio.core.training_settings import SettingsError, TrainingSettings
+
+FORMAT = "neuralstudio-design"
+VERSION = 1
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 20_000
+
+
+class DesignError(UserError, ValueError):
+    """A design file that cannot be opened; the message says what is wrong and where."""
+
+
+@dataclass
+class Design:
+    """Everything a design file holds."""
+
+    graph: Graph = field(default_factory=Graph)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    data: dict[str, Any] = field(default_factory=lambda: {"source": "mnist-sample"})
+    name: str = "untitled"
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "description": self.description,
+            "graph": self.graph.to_dict(),
+            "training": self.training.to_dict(),
+            "data": dict(self.data),
+            "layout": {k: [round(x, 2), round(y, 2)] for k, (x, y) in self.graph.positions.items()},
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_text(path, self.dumps())
+
+
+def _migrate_v0(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 (pre-release) kept positions inside nodes; lift them into ``layout``."""
+    layout = data.setdefault("layout", {})
+    for nd in data.get("graph", {}).get("nodes", []):
+        if isinstance(nd, dict) and "pos" in nd:
+            layout[nd.get("id")] = nd.pop("pos")
+    data["version"] = 1
+    return data
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_v0}
+
+
+def loads_design(text: str | bytes, source: str = "design") -> Design:
+    """Parse design-file text; raise :class:`DesignError` on anything wrong."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DesignError(f"{source} is not a text file (not UTF-8): is it really a .nsd design?") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise DesignError(f"{source} is nested too deeply to be a design file.") from None
+    except json.JSONDecodeError as exc:
+        raise DesignError(
+            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from None
+    except ValueError as exc:  # huge integers, NaN
+        raise DesignError(f"{source} holds an unusable value: {exc}.") from None
+    return design_from_dict(data, source)
+
+
+def load_design(path: str | os.PathLike[str]) -> Design:
+    """Read and validate a design file."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise DesignError(f"{p} does not exist.") from None
+    except OSError as exc:
+        raise DesignError(f"{p} cannot be read: {exc.strerror}.") from None
+    if p.is_dir():
+        raise DesignError(f"{p} is a folder, not a design file.")
+    if size > MAX_FILE_BYTES:
+        raise DesignError(f"{p} is {size / 2**20:.0f} MB: far too large for a design file.")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DesignError(f"{p} cannot be read: {exc.strerror}.") from None
+    design = loads_design(raw, p.name)
+    return design
+
+
+def design_from_dict(data: Any, source: str = "design") -> Design:
+    if not isinstance(data, dict):
+        raise DesignError(f"{source} must hold a JSON object, not {type(data).__name__}.")
+    if _depth(data) > MAX_DEPTH:
+        raise DesignError(f"{source} is nested too deeply to be a design file.")
+    if data.get("format") != FORMAT:
+        raise DesignError(f"{source} is not a NeuralStudio design (its 'format' is not {FORMAT!r}).")
+    version = data.get("version")
+    if type(version) is not int:
+        raise DesignError(f"{source} has no valid 'version' number.")
+    if version > VERSION:
+        raise DesignError(
+            f"{source} was written by a newer NeuralStudio (design version {version}; this one reads "
+            f"up to {VERSION}): update NeuralStudio to open it."
+        )
+    if version < 0:
+        raise DesignError(f"{source} has an invalid version {version}.")
+    while version < VERSION:
+        data = _MIGRATIONS[version](data)
+        version = data["version"]
+    graph_data = data.get("graph")
+    if not isinstance(graph_data, dict):
+        raise DesignError(f"{source} has no 'graph' object.")
+    if isinstance(graph_data.get("nodes"), list) and len(graph_data["nodes"]) > MAX_NODES:
+        raise DesignError(f"{source} has more than {MAX_NODES} layers.")
+    try:
+        graph = Graph.from_dict(graph_data)
+    except GraphError as exc:
+        raise DesignError(f"{source}: {exc}") from None
+    layout = data.get("layout", {})
+    if not isinstance(layout, dict):
+        raise DesignError(f"{source}: 'layout' must be an object.")
+    for nid, pos in layout.items():
+        if nid not in graph.nodes:
+            continue  # stale positions are harmless
+        if (not isinstance(pos, list) or len(pos) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           and abs(v) < 1e9 for v in pos)):
+            raise DesignError(f"{source}: the position of layer {nid!r} must be two numbers.")
+        graph.move_node(nid, (pos[0], pos[1]))
+    try:
+        training = TrainingSettings.from_dict(data.get("training", {}))
+    except (SettingsError, TypeError) as exc:
+        raise DesignError(f"{source}: {exc}") from None
+    data_cfg = data.get("data", {"source": "mnist-sample"})
+    if not isinstance(data_cfg, dict) or not isinstance(data_cfg.get("source", ""), str):
+        raise DesignError(f"{source}: 'data' must be an object with a 'source' text.")
+    name = data.get("name", "untitled")
+    desc = data.get("description", "")
+    if not isinstance(name, str) or not isinstance(desc, str):
+        raise DesignError(f"{source}: 'name' and 'description' must be text.")
+    return Design(graph=graph, training=training, data=dict(data_cfg), name=name, description=desc)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a design can hold")
+
+
+def _depth(obj: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(obj, dict):
+        return max((_depth(v, level + 1) for v in obj.values()), default=level + 1)
+    if isinstance(obj, list):
+        return max((_depth(v, level + 1) for v in obj), default=level + 1)
+    return level

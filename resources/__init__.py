@@ -1,0 +1,1 @@
+"""Data files shipped with NeuralStudio (installed as ``neuralstudio.resources``)."""
