@@ -8,8 +8,6 @@ releases read older files: add a migration to ``_MIGRATIONS`` when it changes.
 
 from __future__ import annotations
 
-from neuralstudio.core.errors import UserError
-
 import json
 import math
 import os
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralstudio.core.atomic import atomic_write_text
+from neuralstudio.core.errors import UserError
 from neuralstudio.core.graph import Graph, GraphError
 from neuralstudio.core.training_settings import SettingsError, TrainingSettings
 

@@ -14,8 +14,6 @@ commands can call them blindly.
 
 from __future__ import annotations
 
-from neuralstudio.core.errors import UserError
-
 import copy
 import itertools
 import keyword
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuralstudio.core.arity import input_arity
+from neuralstudio.core.errors import UserError
 from neuralstudio.core.events import EventEmitter, GraphEvent
 
 INPUT_CLASS = "InputLayer"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from neuralstudio.core.errors import UserError
-
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from neuralstudio.core.errors import UserError
 
 OPTIMIZERS = ("sgd", "sgd-momentum", "rmsprop", "adam", "adamw")
 LOSSES = (
