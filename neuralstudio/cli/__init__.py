@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Design, train and explore neural networks. With no command, the desktop app opens.",
     )
     parser.add_argument("--version", action="version", version=f"NeuralStudio {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check headless that this installation works (templates, data, bundled model, "
+                             "prediction, main window), print a report and exit (0 = all passed)")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="add NeuralStudio to your desktop menu with its icon and open .nsd files with it "
+                             "(Linux, current user), then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         mod.register(sub)
@@ -47,9 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        args = parser.parse_args(["gui", *argv])
     try:
+        if args.self_test:
+            from neuralstudio.self_test import run_self_test
+
+            return run_self_test()
+        if args.install_desktop:
+            from neuralstudio.desktop_integration import install
+
+            print(install().summary())
+            return 0
+        if not getattr(args, "func", None):
+            args = parser.parse_args(["gui", *argv])
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,11 +6,22 @@ its config and calls it on symbolic inputs, and records *every* problem
 instead of stopping at the first (a node downstream of a failed one is skipped
 silently, since its problem is the upstream one).  :func:`build_model` is the
 strict version the trainer uses.
+
+The editor should call ``analyze(graph, build=False)``: layers whose config and
+input shapes did not change since an earlier analysis are served from a shape
+cache, and Dense/Conv layers are sized with ``compute_output_shape`` without
+creating their weights, so a re-analysis of a 200-layer design after one edit
+takes tens of milliseconds instead of the second or more Keras needs to build
+it (``tests/benchmarks/bench_builder.py``).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +51,14 @@ class Analysis:
     infos: dict[str, NodeInfo] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     model: Any = None  # keras.Model when the graph built cleanly
+    model_requested: bool = True  # False for analyze(build=False): no model is expected then
 
     @property
     def ok(self) -> bool:
-        return self.model is not None and not any(p.severity == "error" for p in self.problems)
+        """No errors, and the model was assembled when one was asked for."""
+        if any(p.severity == "error" for p in self.problems):
+            return False
+        return self.model is not None or not self.model_requested
 
     @property
     def errors(self) -> list[Problem]:
@@ -79,6 +94,9 @@ def layer_class(class_name: str) -> type | None:
     import keras
 
     cls = getattr(keras.layers, class_name, None)
+    if cls is None:  # a class Keras exports under another name (GroupedQueryAttention)
+        cls = next((c for c in vars(keras.layers).values()
+                    if isinstance(c, type) and c.__name__ == class_name), None)
     if cls is None and class_name in ("Functional", "Sequential", "Model"):
         cls = {"Functional": keras.Model, "Model": keras.Model, "Sequential": keras.Sequential}[class_name]
     if isinstance(cls, type) and issubclass(cls, keras.layers.Layer):
@@ -129,16 +147,134 @@ def _count(weights: list[Any]) -> int:
     return int(sum(math.prod(w.shape) for w in weights))
 
 
-def analyze(graph: Graph, *, build: bool = True) -> Analysis:
+# Shape inference results of earlier analyses, keyed by everything that decides
+# them (class, config without the name, input shapes/dtypes): an edit then only
+# re-infers the layers whose config or inputs changed.  Only shapes and counts are
+# kept, never layer objects, so no two models ever share weights.
+_CACHE: OrderedDict[tuple, tuple[Any, Any, int, int]] = OrderedDict()
+_CACHE_SIZE = 8192
+_CACHE_LOCK = threading.Lock()  # the editor analyses in a worker thread, other views in the GUI thread
+
+
+def _cache_key(node: Node, inputs: list[Any], policy: str = "") -> tuple | None:
+    if node.shares:
+        return None
+    cfg = {k: v for k, v in node.config.items() if k != "name"}
+    try:
+        text = json.dumps(cfg, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):
+        return None
+    ins = tuple((tuple(t.shape), str(t.dtype), bool(getattr(t, "sparse", False))) for t in inputs)
+    return (policy, node.class_name, text, ins)
+
+
+def _spec(out: Any) -> tuple[Any, Any]:
+    if isinstance(out, (list, tuple)):
+        return [tuple(t.shape) for t in out], [str(t.dtype) for t in out]
+    return tuple(out.shape), str(out.dtype)
+
+
+def _tensor_from(shape: Any, dtype: Any) -> Any:
+    import keras
+
+    if isinstance(shape, list):
+        return [keras.KerasTensor(s, dtype=d) for s, d in zip(shape, dtype)]
+    return keras.KerasTensor(shape, dtype=dtype)
+
+
+# The live (build=False) analysis of a Dense or convolution layer with at least
+# this many parameters asks Keras only for its output shape
+# (``compute_output_shape``) and counts the weights itself, instead of building
+# it: creating and initialising weights costs ~5 ms a layer, and seconds and
+# hundreds of MB for a 100-million-weight layer, on every edit.  The strict
+# build (build=True) always builds, so Keras still has the last word.
+SHAPE_ONLY_PARAMS = 0
+_CONV_RE = re.compile(r"^Conv([123])D(Transpose)?$")
+
+
+def exact_params(node: Node, inputs: list[Any]) -> int | None:
+    """Exact weight count of a Dense or ConvND layer from its config and input shape (None: not one)."""
+    cfg = node.config
+    cin = inputs[0].shape[-1] if len(inputs) == 1 and len(inputs[0].shape) else None
+    if not isinstance(cin, int) or cfg.get("lora_rank") or cfg.get("data_format") == "channels_first":
+        return None  # unknown channels, LoRA weights, channels not last: let Keras build it
+    bias = bool(cfg.get("use_bias", True))
+    if node.class_name == "Dense":
+        units = int(cfg["units"])
+        return cin * units + (units if bias else 0)
+    m = _CONV_RE.match(node.class_name)
+    if m is None:
+        return None
+    rank = int(m.group(1))
+    k = cfg["kernel_size"]
+    k = [int(k)] * rank if isinstance(k, int) else [int(v) for v in k]
+    filters = int(cfg["filters"])
+    groups = 1 if m.group(2) else int(cfg.get("groups", 1))
+    if len(k) != rank or groups < 1 or cin % groups:
+        return None
+    return math.prod(k) * (cin // groups) * filters + (filters if bias else 0)
+
+
+def _shape_only(node: Node, inputs: list[Any]) -> tuple[Any, int] | None:
+    """Output tensor and weight count of a big Dense/ConvND layer, without creating its weights."""
+    import keras
+
+    try:
+        n = exact_params(node, inputs)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if n is None or n < SHAPE_ONLY_PARAMS or node.shares:
+        return None
+    layer = make_layer(node)
+    shape = layer.compute_output_shape(tuple(inputs[0].shape))
+    return keras.KerasTensor(tuple(shape), dtype=layer.compute_dtype), n
+
+
+def _lookup(key: tuple | None) -> tuple[Any, Any, int, int] | None:
+    if key is None:
+        return None
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+        return hit
+
+
+def _remember(key: tuple | None, shape: Any, dtype: Any, params: int, trainable: int) -> None:
+    if key is not None:
+        with _CACHE_LOCK:
+            _CACHE[key] = (shape, dtype, params, trainable)
+            if len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+
+
+def clear_cache() -> None:
+    """Forget cached shape inference (tests; after changing Keras settings such as the float type)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
+            loss: str | None = None) -> Analysis:
     """Build the graph node by node, collecting shapes, parameter counts and all problems.
+
+    Every problem is reported, not only the first: independent branches are all
+    checked, and a node downstream of a failed one is skipped silently since its
+    problem is the upstream one.
 
     Args:
         graph: the design's graph.
-        build: also assemble the ``keras.Model`` when every node built.
+        build: also assemble the ``keras.Model`` when every node built.  The
+            editor's live check passes False: shapes then come from a cache of
+            earlier analyses wherever a layer and its inputs did not change, so
+            an edit costs only the layers it affects.
+        num_classes: classes in the training data; when given, an output that is
+            not (None, num_classes) is an error (else 10 is assumed and it is a warning).
+        loss: the training loss, for the output check.
     """
     import keras
 
-    result = Analysis()
+    result = Analysis(model_requested=build)
     try:
         order = graph.topological_order()
     except GraphError as exc:
@@ -149,6 +285,9 @@ def analyze(graph: Graph, *, build: bool = True) -> Analysis:
     tensors: dict[str, Any] = {}
     layers: dict[str, Any] = {}
     failed: set[str] = set()
+    shared = {n.shares for n in graph if n.shares}  # their layer objects are needed again
+    policy = str(keras.config.dtype_policy().name)  # mixed precision changes output dtypes
+    total = 0
     for nid in order:
         node = graph.nodes[nid]
         preds = graph.in_edges(nid)
@@ -165,17 +304,35 @@ def analyze(graph: Graph, *, build: bool = True) -> Analysis:
                 failed.add(nid)
                 continue  # structural_problems reported the missing input
             inputs = [_pick(tensors[e.src], e.src_port) for e in preds]
-            estimate = diagnose.too_big(node, inputs)
+            estimate = diagnose.too_big(node, inputs, total)
             if estimate is not None:
                 result.problems.append(estimate)
                 failed.add(nid)
                 continue
-            lint = diagnose.lint_call(node, inputs)
+            sources = [diagnose.label(graph.nodes[e.src]) for e in preds]
+            lint = diagnose.lint_call(node, inputs, sources)
             if lint is not None:
                 result.problems.append(lint)
                 if lint.severity == "error":
                     failed.add(nid)
                     continue
+            key = None if build or nid in shared else _cache_key(node, inputs, policy)
+            hit = _lookup(key)
+            if hit is not None:
+                shape, dtype, params, trainable = hit
+                tensors[nid] = _tensor_from(shape, dtype)
+                result.infos[nid] = NodeInfo(shape, params, trainable)
+                total += params
+                continue
+            quick = None if build or nid in shared else _shape_only(node, inputs)
+            if quick is not None:
+                out, n_params = quick
+                tensors[nid] = out
+                trainable = n_params if node.config.get("trainable", True) else 0
+                result.infos[nid] = NodeInfo(tuple(out.shape), n_params, trainable)
+                total += n_params
+                _remember(key, tuple(out.shape), str(out.dtype), n_params, trainable)
+                continue
             if node.shares:
                 layer = layers.get(node.shares)
                 if layer is None:
@@ -190,17 +347,20 @@ def analyze(graph: Graph, *, build: bool = True) -> Analysis:
                 out = layer(arg)
             layers[nid] = layer
             tensors[nid] = out
-            shape = [tuple(t.shape) for t in out] if isinstance(out, (list, tuple)) else tuple(out.shape)
+            shape, dtype = _spec(out)
             if node.shares:
                 info = NodeInfo(shape, 0, 0)
             else:
                 info = NodeInfo(shape, _count(layer.weights), _count(layer.trainable_weights))
             result.infos[nid] = info
+            total += info.params
+            _remember(key if key is not None else _cache_key(node, inputs, policy), shape, dtype, info.params,
+                      info.trainable_params)
         except Exception as exc:  # noqa: BLE001 - every Keras error becomes a Problem
             failed.add(nid)
             result.problems.append(diagnose.explain(node, graph, tensors, exc))
 
-    result.problems.extend(diagnose.output_problems(graph, result.infos))
+    result.problems.extend(diagnose.output_problems(graph, result.infos, num_classes, loss))
     if build and not failed and not result.errors and graph.outputs():
         try:
             ins = [tensors[i] for i in graph.inputs()]
