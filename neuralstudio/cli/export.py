@@ -1,0 +1,88 @@
+"""``neuralstudio export MODEL --format FORMAT -o PATH``: export a trained model and verify the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from neuralstudio.core.errors import UserError
+
+ORDER = 60
+
+# Kept here (not imported from ml.export) so that `neuralstudio --help` does not import the ml package.
+FORMAT_HELP = (
+    "keras (.keras, default), h5 (legacy .h5), weights (.weights.h5), savedmodel (TF Serving folder), "
+    "litert (.tflite), onnx (.onnx), python (folder: Keras code + weights), "
+    "inference-script (folder: predict.py + model.keras)"
+)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained model (Keras, SavedModel, LiteRT, ONNX, Python code...) and verify it",
+        description="Export a trained model to another format. The result is checked with its own runtime "
+        "against the Keras model on real MNIST images before it is moved into place; an export that does not "
+        "match fails with exit status 1 and leaves any previous file untouched.",
+    )
+    p.add_argument("model", metavar="MODEL", help="the trained model file (.keras or .h5)")
+    p.add_argument("--format", "-f", default="keras", metavar="FORMAT", help=FORMAT_HELP)
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="the file or folder to write (default: beside MODEL, named after it)")
+    p.add_argument("--quantize", choices=["dynamic"],
+                   help="litert only: dynamic-range quantization (int8 weights, about 4x smaller)")
+    p.add_argument("--trust", action="store_true",
+                   help="open MODEL even if it contains code (Lambda layers); only for files you trust")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def _design_for(model_path: Path) -> Any:
+    """The design a NeuralStudio run trained (from its run.json beside the model), or None."""
+    from neuralstudio.core.runs import RUN_FILE
+
+    run_file = model_path.parent / RUN_FILE
+    if not run_file.is_file():
+        return None
+    try:
+        from neuralstudio.core.design import design_from_dict
+
+        data = json.loads(run_file.read_text(encoding="utf-8"))
+        design = data.get("design") if isinstance(data, dict) else None
+        return design_from_dict(design, str(run_file)) if design else None
+    except (OSError, ValueError, UserError):
+        return None  # the design is rebuilt from the model instead
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuralstudio.ml.export import default_output, export_model, get_format
+    from neuralstudio.ml.model_files import load_keras_model
+    from neuralstudio.ml.model_info import human_size
+
+    fmt = get_format(args.format)  # a bad name fails before the (slow) model load
+    if args.quantize and fmt.name != "litert":
+        raise UserError(f"--quantize applies to the litert format only, not {fmt.name}.")
+    model_path = Path(args.model)
+    out = Path(args.output) if args.output else default_output(model_path, fmt.name, args.quantize)
+    if args.trust:
+        print("warning: --trust: code inside this model file may run on this computer.")
+    model = load_keras_model(model_path, trusted=args.trust)
+    design = _design_for(model_path) if fmt.name == "python" else None
+    started = time.perf_counter()
+    result = export_model(model, out, fmt.name, quantize=args.quantize, design=design, trusted=args.trust)
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({"format": result.format, "path": str(result.path), "quantize": result.quantize,
+                          "files": [str(f) for f in result.files], "size_bytes": result.size_bytes,
+                          "seconds": round(seconds, 2), "verification": result.report.to_dict()}, indent=2))
+        return 0
+    what = fmt.label + (" (dynamic-range quantized)" if result.quantize else "")
+    print(f"Exported {what} to {result.path} ({human_size(result.size_bytes)}, {seconds:.1f} s)")
+    if fmt.folder:
+        for f in result.files:
+            print(f"  {f.relative_to(result.path)}")
+    print(f"Verification {result.report.summary()}")
+    return 0

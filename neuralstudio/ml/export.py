@@ -1,0 +1,529 @@
+"""Export a trained Keras model to the formats other tools read, verified and written atomically.
+
+Every format goes through Keras's own writers where Keras has one
+(``model.save``, ``model.save_weights`` and ``model.export`` for SavedModel,
+LiteRT and ONNX), never a hand-made converter.  An export is staged next to
+its target (a temporary file, or a temporary folder for the folder formats),
+checked by :mod:`neuralstudio.ml.verify` against the Keras model on real
+images, and only then moved into place: a failed or mismatching export leaves
+the previous file or folder exactly as it was.
+
+TensorFlow itself is imported only inside the LiteRT writer (for the
+quantisation flag); the other writers reach it through Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuralstudio.core.atomic import atomic_path, atomic_write_text
+from neuralstudio.core.errors import UserError
+
+
+class ExportError(UserError, ValueError):
+    """An export that cannot be done (bad format, bad target, missing tool); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: its name on the command line and what it produces.
+
+    Args:
+        name: the ``--format`` value.
+        suffix: the extension of the output file, or "" for a folder.
+        label: a short human name (File > Export lists these).
+        use: which tools read it, in one line (shown in the dialog and ``--help``).
+    """
+
+    name: str
+    suffix: str
+    label: str
+    use: str
+
+    @property
+    def folder(self) -> bool:
+        """True when the export is a folder rather than one file."""
+        return not self.suffix
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat("keras", ".keras", "Keras model (.keras)", "Keras 3 / NeuralStudio: keras.saving.load_model"),
+        ExportFormat("h5", ".h5", "Legacy Keras HDF5 (.h5)", "older Keras and tf.keras 2.x: load_model('x.h5')"),
+        ExportFormat("weights", ".weights.h5", "Weights only (.weights.h5)",
+                     "the same architecture in Keras: model.load_weights"),
+        ExportFormat("savedmodel", "", "TensorFlow SavedModel (folder)",
+                     "TF Serving, tf.saved_model.load, TensorFlow.js converter"),
+        ExportFormat("litert", ".tflite", "LiteRT / TensorFlow Lite (.tflite)",
+                     "Android, iOS, microcontrollers: the LiteRT interpreter"),
+        ExportFormat("onnx", ".onnx", "ONNX (.onnx)", "onnxruntime, OpenVINO, TensorRT, other frameworks"),
+        ExportFormat("python", "", "Python code + weights (folder)",
+                     "model.py rebuilds and trains the network in plain Keras, loads the trained weights"),
+        ExportFormat("inference-script", "", "Inference script + model (folder)",
+                     "predict.py classifies digit images with the model, without NeuralStudio"),
+    )
+}
+
+QUANTIZE_CHOICES = ("dynamic",)
+
+PYTHON_SCRIPT = "model.py"
+PYTHON_WEIGHTS = "model.weights.h5"
+INFERENCE_SCRIPT = "predict.py"
+INFERENCE_MODEL = "model.keras"
+SAVEDMODEL_MARKER = "saved_model.pb"
+_FOLDER_MARKERS = {"savedmodel": SAVEDMODEL_MARKER, "python": PYTHON_SCRIPT, "inference-script": INFERENCE_SCRIPT}
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and how its verification went.
+
+    Args:
+        format: the format name.
+        path: the file or folder written.
+        files: every file written (for a folder, the files inside it).
+        quantize: the quantisation used, or None.
+        report: the verification report (None when verification was skipped).
+    """
+
+    format: str
+    path: Path
+    files: list[Path] = field(default_factory=list)
+    quantize: str | None = None
+    report: Any = None
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files if f.exists())
+
+
+def format_names() -> str:
+    """``keras, h5, ...`` for messages."""
+    return ", ".join(FORMATS)
+
+
+def get_format(name: str) -> ExportFormat:
+    """The format called ``name``.
+
+    Raises:
+        ExportError: no such format; the message lists them.
+    """
+    fmt = FORMATS.get(str(name).strip().lower())
+    if fmt is None:
+        raise ExportError(f"Unknown export format {name!r}. Choose one of: {format_names()}.")
+    return fmt
+
+
+def default_output(model_path: str | os.PathLike[str], fmt: str, quantize: str | None = None) -> Path:
+    """Where an export goes when no path is given: beside the model, named after it."""
+    f = get_format(fmt)
+    src = Path(model_path)
+    stem = src.name
+    for suf in (".weights.h5", ".keras", ".h5", ".hdf5"):
+        if stem.lower().endswith(suf):
+            stem = stem[: -len(suf)]
+            break
+    if f.folder:
+        name = f"{stem}_{f.name.replace('-', '_')}"
+    else:
+        name = stem + ("_dynamic" if quantize else "") + f.suffix
+        if f.name == "keras" and src.suffix.lower() == ".keras":
+            name = f"{stem}_export.keras"
+    return src.parent / name
+
+
+def _check_target(fmt: ExportFormat, target: Path) -> None:
+    """Refuse a target whose name or current content does not fit the format."""
+    if fmt.folder:
+        if target.exists() and not target.is_dir():
+            raise ExportError(f"{target} is a file; the {fmt.name} export is a folder: give a folder name.")
+        if target.is_dir() and any(target.iterdir()) and not (target / _FOLDER_MARKERS[fmt.name]).exists():
+            # Replacing a folder deletes what is in it: only ever replace a previous export of the same kind.
+            raise ExportError(
+                f"{target} already exists and is not a previous {fmt.name} export (no "
+                f"{_FOLDER_MARKERS[fmt.name]} in it); choose a new folder name so nothing of yours is replaced."
+            )
+        return
+    if target.is_dir():
+        raise ExportError(f"{target} is a folder; the {fmt.name} export is one file: give a file name "
+                          f"ending in {fmt.suffix}.")
+    name = target.name.lower()
+    ok = name.endswith(fmt.suffix) or (fmt.name == "h5" and name.endswith(".hdf5"))
+    if fmt.name == "h5" and name.endswith(".weights.h5"):
+        ok = False
+    if not ok or name == fmt.suffix:
+        raise ExportError(f"The {fmt.name} export needs a file name ending in {fmt.suffix} "
+                          f"(Keras and other tools pick the format from it), not {target.name}.")
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a not-yet-existing folder path beside ``target``; swap it in only on success.
+
+    The previous ``target`` folder is moved aside (same file system, so a
+    rename), the new one renamed into place, and only then the old one deleted;
+    if anything fails before the swap the old folder is untouched, and if the
+    swap itself fails the old folder is put back.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    holder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    work = holder / target.name
+    try:
+        yield work
+        if not work.is_dir():
+            raise ExportError(f"The export wrote no folder for {target.name}.")
+        previous = None
+        if target.exists():
+            previous = holder / ".previous"
+            os.replace(target, previous)
+        try:
+            os.replace(work, target)
+        except BaseException:
+            if previous is not None:
+                os.replace(previous, target)
+            raise
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def ensure_called(model: Any) -> None:
+    """Call a never-called model once on zeros: Keras's exporters need traced input shapes.
+
+    A model just loaded from a ``.keras`` file has its inputs but has never
+    been *called*, and ``model.export`` refuses it ("has never called").
+    """
+    import numpy as np
+
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ExportError("This model has no defined input (it was never built): train it or call it once, "
+                          "then export it.")
+    if getattr(model, "_called", True):
+        return
+    batch = [np.zeros([1 if d is None else int(d) for d in t.shape], dtype="float32") for t in inputs]
+    model.predict_on_batch(batch[0] if len(batch) == 1 else batch)
+
+
+# --------------------------------------------------------------------------- writers
+def _write_keras(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    from neuralstudio.ml.model_files import save_keras_model
+
+    save_keras_model(model, tmp)
+    return [tmp]
+
+
+def _write_h5(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns that HDF5 is legacy: the user asked for it
+        with _quiet_tf_logs():
+            model.save(tmp)
+    return [tmp]
+
+
+def _write_weights(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    model.save_weights(tmp)
+    return [tmp]
+
+
+def _write_savedmodel(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    ensure_called(model)
+    model.export(str(tmp), format="tf_saved_model", verbose=False)
+    return sorted(p for p in tmp.rglob("*") if p.is_file())
+
+
+def _write_litert(model: Any, tmp: Path, *, quantize: str | None = None, **_: Any) -> list[Path]:
+    ensure_called(model)
+    kwargs: dict[str, Any] = {}
+    if quantize == "dynamic":
+        import tensorflow as tf
+
+        # Dynamic-range quantisation: weights stored as int8, activations stay float (no calibration data needed).
+        kwargs["optimizations"] = [tf.lite.Optimize.DEFAULT]
+    with _quiet_tf_logs():
+        model.export(str(tmp), format="litert", verbose=False, **kwargs)
+    return [tmp]
+
+
+def _write_onnx(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    ensure_called(model)
+    missing = [m for m in ("tf2onnx", "onnx") if not _importable(m)]
+    if missing:
+        raise ExportError(
+            f"The ONNX export needs {' and '.join(missing)}, which is not installed: "
+            "pip install 'neuralstudio[onnx]' (tf2onnx, onnx, onnxruntime), then export again."
+        )
+    with warnings.catch_warnings(), _quiet_tf_logs():
+        warnings.simplefilter("ignore")  # tf2onnx's numpy-2 shim warns about np.object
+        model.export(str(tmp), format="onnx", verbose=False)
+    return [tmp]
+
+
+def _write_python(model: Any, tmp: Path, *, design: Any = None, **_: Any) -> list[Path]:
+    from neuralstudio.ml.codegen import generate_code
+
+    if design is None:
+        from neuralstudio.ml.importer import import_model
+
+        design = import_model(model)
+    tmp.mkdir(parents=True)
+    model.save_weights(tmp / PYTHON_WEIGHTS)
+    atomic_write_text(tmp / PYTHON_SCRIPT, with_weights_loader(generate_code(design)))
+    return [tmp / PYTHON_SCRIPT, tmp / PYTHON_WEIGHTS]
+
+
+_MAIN_GUARD = '\nif __name__ == "__main__":'
+
+
+def with_weights_loader(code: str) -> str:
+    """``code`` (which builds ``model`` on import) plus ``load_trained_model()``, placed before the training section.
+
+    Keras matches a ``.weights.h5`` file to the model by layer order and class, not by
+    layer names, so the rebuilt network takes the trained weights even though the
+    generated code leaves most layer names to Keras.
+    """
+    if not re.search(r"^model = ", code, flags=re.MULTILINE):
+        raise ExportError("The generated code does not build a module-level `model` to load the weights into; "
+                          "please report this as a bug.")
+    loader = f'''
+# --- Added by NeuralStudio's export: the weights trained in NeuralStudio ({PYTHON_WEIGHTS} beside this file).
+WEIGHTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{PYTHON_WEIGHTS}")
+
+
+def load_trained_model():
+    """`model` with the weights trained in NeuralStudio.
+
+    Example:
+        from model import load_trained_model
+        model = load_trained_model()
+        probabilities = model.predict(images)
+    """
+    model.load_weights(WEIGHTS_FILE)
+    return model
+
+'''
+    code = code.rstrip("\n") + "\n"
+    if not re.search(r"^import os$", code, flags=re.MULTILINE):
+        code = code.replace("\nimport keras\n", "\nimport os\n\nimport keras\n", 1)
+    if not re.search(r"^import os$", code, flags=re.MULTILINE):
+        loader = "\nimport os\n" + loader
+    cut = code.rfind(_MAIN_GUARD)
+    if cut < 0:
+        return code + "\n" + loader.rstrip("\n") + "\n"
+    return code[:cut].rstrip("\n") + "\n\n" + loader + code[cut:]
+
+
+def _write_inference_script(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    from neuralstudio.ml.inference import IncompatibleModelError, check_model
+    from neuralstudio.ml.model_files import save_keras_model
+
+    try:
+        reshape = check_model(model)
+    except IncompatibleModelError as exc:
+        raise ExportError(f"The inference script classifies 28x28 digit images; {exc}") from None
+    tmp.mkdir(parents=True)
+    save_keras_model(model, tmp / INFERENCE_MODEL)
+    atomic_write_text(tmp / INFERENCE_SCRIPT, inference_script_source(reshape))
+    return [tmp / INFERENCE_SCRIPT, tmp / INFERENCE_MODEL]
+
+
+def inference_script_source(reshape: tuple[int, ...]) -> str:
+    """The standalone ``predict.py``: NeuralStudio's MNIST preparation copied in, so it needs only Keras and Pillow.
+
+    The preparation functions are copied from :mod:`neuralstudio.ml.preprocess`
+    at export time (not re-typed), so the script prepares images exactly as the
+    app does.
+    """
+    from neuralstudio.ml import inference, preprocess
+
+    parts = [inspect.getsource(f) for f in (preprocess._as_float, preprocess._resize, preprocess.ink_bbox,
+                                            preprocess.prepare_digit, preprocess.load_gray_image)]
+    parts.append(inspect.getsource(inference._softmax))
+    parts.append(inspect.getsource(inference.to_probabilities))
+    constants = "\n".join(f"{n} = {getattr(preprocess, n)!r}" for n in ("SIZE", "BOX", "INK_THRESHOLD",
+                                                                          "MAX_IMAGE_PIXELS"))
+    body = "\n\n".join(parts)
+    return f'''#!/usr/bin/env python3
+"""Classify handwritten digit images with the model exported from NeuralStudio.
+
+Usage:
+    python {INFERENCE_SCRIPT} digit.png [more.png ...] [--model {INFERENCE_MODEL}] [--json]
+
+Needs only Keras 3 (with TensorFlow), numpy and Pillow.  Each image is prepared
+the way MNIST digits were (cropped to the ink, scaled to 20 px, centred by mass
+in a 28x28 frame; dark-on-light photos are inverted), exactly as NeuralStudio
+prepares them, then classified.  The model is loaded with Keras's safe mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+{constants}
+INPUT_SHAPE = {tuple(reshape)!r}  # one prepared 28x28 image, reshaped for the model's input
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class ImageFileError(ValueError):
+    """An image that cannot be read as a digit."""
+
+
+{body}
+
+
+def prepare_image_file(path):
+    """Read an image file and prepare it like MNIST."""
+    prepared = prepare_digit(load_gray_image(path))
+    if not prepared.any():
+        raise ImageFileError(f"{{path}} looks blank: no digit found.")
+    return prepared
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Classify digit images with a NeuralStudio model.")
+    parser.add_argument("images", nargs="+", help="PNG or JPEG images, one digit each")
+    parser.add_argument("--model", default=os.path.join(HERE, "{INFERENCE_MODEL}"), help="the .keras model")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    model = keras.saving.load_model(args.model, compile=False, safe_mode=True)
+    status = 0
+    for name in args.images:
+        try:
+            image = prepare_image_file(name)
+        except ImageFileError as exc:
+            print(f"error: {{exc}}", file=sys.stderr)
+            status = 1
+            continue
+        x = image.reshape((1, *INPUT_SHAPE)).astype(np.float32)
+        raw = np.asarray(model.predict_on_batch(x)).reshape(1, -1)
+        probs = to_probabilities(raw)[0]
+        digit = int(np.argmax(probs))
+        if args.json:
+            print(json.dumps({{"image": name, "predicted": digit, "confidence": float(probs[digit]),
+                              "probabilities": [float(p) for p in probs]}}))
+        else:
+            print(f"{{name}}: {{digit}} ({{probs[digit]:.1%}})")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+_WRITERS: dict[str, Callable[..., list[Path]]] = {
+    "keras": _write_keras,
+    "h5": _write_h5,
+    "weights": _write_weights,
+    "savedmodel": _write_savedmodel,
+    "litert": _write_litert,
+    "onnx": _write_onnx,
+    "python": _write_python,
+    "inference-script": _write_inference_script,
+}
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+@contextlib.contextmanager
+def _quiet_tf_logs() -> Iterator[None]:
+    """Silence absl/TF converter chatter on stderr for the duration (the CLI prints its own report)."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("absl", "tensorflow", "tf2onnx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, levels):
+            lg.setLevel(lvl)
+
+
+# --------------------------------------------------------------------------- public API
+def export_model(
+    model: Any,
+    path: str | os.PathLike[str],
+    fmt: str = "keras",
+    *,
+    quantize: str | None = None,
+    design: Any = None,
+    verify: bool = True,
+    trusted: bool = False,
+    samples: int = 64,
+) -> ExportResult:
+    """Export ``model`` to ``path`` in format ``fmt``, verify it, and only then move it into place.
+
+    Args:
+        model: a built ``keras.Model``.
+        path: the output file (or folder for ``savedmodel``, ``python`` and ``inference-script``).
+        fmt: one of :data:`FORMATS`.
+        quantize: ``"dynamic"`` for dynamic-range quantisation (``litert`` only).
+        design: the :class:`~neuralstudio.core.design.Design` the model was built from (``python`` format);
+            when None it is recovered from the model.
+        verify: compare the artifact with the Keras model before moving it into place
+            (see :func:`neuralstudio.ml.verify.verify_export`).
+        trusted: the model came from a file the user trusts (Lambda layers may be reloaded).
+        samples: how many images verification compares.
+
+    Returns:
+        The :class:`ExportResult`, with the verification report.
+
+    Raises:
+        ExportError: a bad format, option or target, or a missing tool.
+        neuralstudio.ml.verify.VerificationError: the artifact does not match the model (nothing was moved
+            into place; a previous file or folder at ``path`` is unchanged).
+    """
+    f = get_format(fmt)
+    if quantize is not None:
+        quantize = str(quantize).lower()
+        if quantize not in QUANTIZE_CHOICES:
+            raise ExportError(f"Unknown quantization {quantize!r}; choose one of: {', '.join(QUANTIZE_CHOICES)}.")
+        if f.name != "litert":
+            raise ExportError(f"Quantization applies to the litert format only, not {f.name}.")
+    target = Path(path).expanduser()
+    _check_target(f, target)
+    writer = _WRITERS[f.name]
+    stage = staged_folder(target) if f.folder else atomic_path(target)
+    with stage as tmp:
+        try:
+            files = writer(model, tmp, quantize=quantize, design=design)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a Keras/TF/converter failure becomes a message
+            text = " ".join(str(exc).split())[:400]
+            raise ExportError(f"The {f.name} export failed: {type(exc).__name__}: {text}") from exc
+        report = None
+        if verify:
+            from neuralstudio.ml.verify import verify_export
+
+            report = verify_export(model, tmp, f.name, quantize=quantize, trusted=trusted, samples=samples)
+            report.raise_if_failed()
+        rel = [p.relative_to(tmp) for p in files] if f.folder else []
+    written = [target / r for r in rel] if f.folder else [target]
+    return ExportResult(format=f.name, path=target, files=written, quantize=quantize, report=report)

@@ -1,0 +1,265 @@
+"""What is inside a model file: inputs and outputs, layers, parameters, who saved it, how it was trained.
+
+Used by ``neuralstudio info`` and the model information view.  The file's own
+metadata (Keras version, save date, backend) is read from the archive or HDF5
+attributes without running anything; the model itself is opened through
+:func:`neuralstudio.ml.model_files.load_keras_model`, so the same safety checks
+apply (a Lambda layer is refused unless the user trusts the file).  A model
+trained by NeuralStudio sits in a run folder beside its ``run.json``; its
+per-epoch history and final metrics are read from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TensorInfo:
+    """One model input or output."""
+
+    name: str
+    shape: list[int | None]
+    dtype: str
+
+
+@dataclass
+class LayerInfo:
+    """One layer: its name, Keras class, output shape and parameter count."""
+
+    name: str
+    class_name: str
+    output_shape: str
+    params: int
+    trainable: bool
+
+
+@dataclass
+class ModelInfo:
+    """Everything :func:`model_info` found out about a model file.
+
+    Args:
+        path: the file ("" for a model that is only in memory).
+        file_format: ``keras`` (zip archive) or ``h5``.
+        file_size: bytes on disk (0 when in memory).
+        keras_version: the Keras version that saved the file, when recorded.
+        saved: when the file was saved (as Keras wrote it), when recorded.
+        backend: the backend that saved an ``.h5`` file, when recorded.
+        name: the model's name.
+        inputs: the inputs (batch axis first, None = any size).
+        outputs: the outputs.
+        layers: every layer, in order.
+        total_params: all weights.
+        trainable_params: weights training changes.
+        compiled: the optimizer and loss saved with the model, or {}.
+        history: per-epoch metrics of the NeuralStudio run that produced it, or {}.
+        run: a summary of that run (id, status, final metrics, data set), or {}.
+    """
+
+    path: str
+    file_format: str
+    file_size: int
+    keras_version: str | None
+    saved: str | None
+    backend: str | None
+    name: str
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+    layers: list[LayerInfo] = field(default_factory=list)
+    total_params: int = 0
+    trainable_params: int = 0
+    compiled: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["non_trainable_params"] = self.non_trainable_params
+        return d
+
+    def format(self) -> str:
+        """A plain-text description for the terminal."""
+        lines = [f"Model {self.name!r}" + (f" from {self.path}" if self.path else "")]
+        if self.path:
+            lines.append(f"  file:       {_format_label(self.file_format)}, {human_size(self.file_size)}")
+            lines.append(f"  saved by:   Keras {self.keras_version or 'unknown version'}"
+                         + (f" on {self.saved}" if self.saved else "")
+                         + (f" ({self.backend} backend)" if self.backend else ""))
+        for label, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):
+            shown = ", ".join(f"{t.name} {_shape(t.shape)} {t.dtype}" for t in tensors)
+            lines.append(f"  {label + ':':11} {shown}")
+        lines.append(f"  parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
+                     f"{self.non_trainable_params:,} non-trainable)")
+        if self.compiled:
+            lines.append("  compiled:   " + ", ".join(f"{k} {v}" for k, v in self.compiled.items()))
+        lines.append("")
+        rows = [("layer", "type", "output shape", "params")] + [
+            (ly.name, ly.class_name, ly.output_shape, f"{ly.params:,}") for ly in self.layers]
+        w = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            lines.append(f"  {r[0]:{w[0]}}  {r[1]:{w[1]}}  {r[2]:{w[2]}}  {r[3]:>{w[3]}}")
+        lines.append("")
+        if self.history:
+            epochs = max((len(v) for v in self.history.values()), default=0)
+            plural = "s" if epochs != 1 else ""
+            lines.append(f"Training history ({epochs} epoch{plural}, run {self.run.get('id', '?')}, "
+                         f"{self.run.get('status', '?')}):")
+            keys = list(self.history)
+            lines.append("  " + "  ".join(f"{k:>12}" for k in ["epoch", *keys]))
+            for i in range(epochs):
+                vals = [self.history[k][i] if i < len(self.history[k]) else None for k in keys]
+                lines.append("  " + "  ".join(f"{v:>12}" for v in [str(i + 1), *map(_num, vals)]))
+            final = self.run.get("final") or {}
+            if final:
+                lines.append("  final: " + ", ".join(f"{k} {_num(v)}" for k, v in final.items()))
+        else:
+            lines.append("Training history: none recorded (the file was not saved by a NeuralStudio training run).")
+        return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _shape(shape: list[int | None]) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def _format_label(fmt: str) -> str:
+    return {"keras": "Keras archive (.keras)", "h5": "legacy HDF5 (.h5)"}.get(fmt, fmt)
+
+
+def human_size(n: int) -> str:
+    """``48.8 kB`` for 48,800 bytes (decimal units, as file managers show them)."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def file_metadata(path: str | os.PathLike[str]) -> dict[str, str | None]:
+    """The Keras version, save date and backend recorded in a model file (without loading the model)."""
+    p = Path(path)
+    meta: dict[str, str | None] = {"keras_version": None, "saved": None, "backend": None}
+    if p.suffix.lower() == ".keras":
+        try:
+            with zipfile.ZipFile(p) as zf:
+                if "metadata.json" in zf.namelist() and zf.getinfo("metadata.json").file_size < 1_000_000:
+                    data = json.loads(zf.read("metadata.json").decode("utf-8"))
+                    if isinstance(data, dict):
+                        meta["keras_version"] = _str_or_none(data.get("keras_version"))
+                        meta["saved"] = _str_or_none(data.get("date_saved"))
+        except (zipfile.BadZipFile, OSError, ValueError):
+            pass
+    else:
+        import h5py
+
+        try:
+            with h5py.File(p, "r") as f:
+                for key, attr in (("keras_version", "keras_version"), ("backend", "backend")):
+                    val = f.attrs.get(attr)
+                    meta[key] = _str_or_none(val.decode() if isinstance(val, bytes) else val)
+        except OSError:
+            pass
+    return meta
+
+
+def _str_or_none(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _tensor_infos(tensors: Any) -> list[TensorInfo]:
+    out = []
+    for i, t in enumerate(tensors or []):
+        history = getattr(t, "_keras_history", None)  # the layer that makes it reads better than keras_tensor_14
+        op = getattr(history, "operation", None)
+        name = str(getattr(op, "name", "") or getattr(t, "name", "") or f"tensor_{i}")
+        shape = [None if d is None else int(d) for d in t.shape]
+        out.append(TensorInfo(name=name, shape=shape, dtype=str(getattr(t, "dtype", "float32"))))
+    return out
+
+
+def _layer_shape(layer: Any) -> str:
+    try:
+        out = layer.output
+    except (AttributeError, ValueError):
+        return "?"
+    if isinstance(out, (list, tuple)):
+        return ", ".join(_shape([None if d is None else int(d) for d in o.shape]) for o in out)
+    return _shape([None if d is None else int(d) for d in out.shape])
+
+
+def _run_summary(model_path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """History and summary of the NeuralStudio run whose folder holds ``model_path``, if any."""
+    from neuralstudio.core.runs import RUN_FILE, RunRecord, RunsError
+
+    run_file = model_path.parent / RUN_FILE
+    if not run_file.is_file():
+        return {}, {}
+    try:
+        rec = RunRecord.from_dict(json.loads(run_file.read_text(encoding="utf-8")), model_path.parent)
+    except (OSError, ValueError, RunsError):
+        return {}, {}
+    summary = {"id": rec.id, "created": rec.created, "status": rec.status, "name": rec.name,
+               "data": rec.data.get("name"), "final": dict(rec.final)}
+    return rec.history(), summary
+
+
+def info_from_model(model: Any, path: str | os.PathLike[str] | None = None) -> ModelInfo:
+    """Describe an already loaded ``model`` (and its file, when ``path`` is given)."""
+    layers = []
+    for layer in model.layers:
+        layers.append(LayerInfo(name=layer.name, class_name=type(layer).__name__, output_shape=_layer_shape(layer),
+                                params=int(layer.count_params()) if layer.built else 0,
+                                trainable=bool(layer.trainable)))
+    trainable = sum(int(w.numpy().size) if hasattr(w, "numpy") else int(w.size) for w in model.trainable_weights)
+    compiled: dict[str, Any] = {}
+    if getattr(model, "optimizer", None) is not None and getattr(model, "compiled", False):
+        compiled["optimizer"] = type(model.optimizer).__name__
+        loss = getattr(model, "loss", None)
+        if loss is not None:
+            compiled["loss"] = loss if isinstance(loss, str) else getattr(loss, "name", type(loss).__name__)
+    info = ModelInfo(path="", file_format="", file_size=0, keras_version=None, saved=None, backend=None,
+                     name=str(model.name), inputs=_tensor_infos(model.inputs), outputs=_tensor_infos(model.outputs),
+                     layers=layers, total_params=int(model.count_params()), trainable_params=trainable,
+                     compiled=compiled)
+    if path is not None:
+        p = Path(path)
+        info.path = str(p)
+        info.file_format = "keras" if p.suffix.lower() == ".keras" else "h5"
+        info.file_size = p.stat().st_size
+        meta = file_metadata(p)
+        info.keras_version, info.saved, info.backend = meta["keras_version"], meta["saved"], meta["backend"]
+        info.history, info.run = _run_summary(p)
+    return info
+
+
+def model_info(path: str | os.PathLike[str], *, trusted: bool = False) -> ModelInfo:
+    """Open the model file at ``path`` safely and describe it.
+
+    Args:
+        path: a ``.keras`` or ``.h5`` model file.
+        trusted: the user vouches for the file (a Lambda layer is then allowed).
+
+    Raises:
+        neuralstudio.ml.model_files.ModelFileError: the file is missing, broken, not a model, or untrusted code.
+    """
+    from neuralstudio.ml.model_files import load_keras_model
+
+    model = load_keras_model(path, trusted=trusted, compile=True)
+    return info_from_model(model, path)

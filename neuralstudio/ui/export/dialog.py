@@ -1,0 +1,227 @@
+"""File > Export...: choose a format and a place, export in the background, show the verification.
+
+The export itself (:func:`neuralstudio.ml.export.export_model`) writes to a
+temporary file, checks the artifact with its own runtime and only then moves it
+into place; this dialog only collects the choices, runs that function on a
+background :class:`~neuralstudio.ui.tasks.TaskRunner` (the window stays live
+while TensorFlow converts) and shows the verification report, or why the
+export failed.  The model must not be training while it is exported: pass an
+inference copy when a run is going.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from neuralstudio.core.errors import UserError
+from neuralstudio.ml.export import FORMATS, default_output
+from neuralstudio.ui.tasks import TaskRunner
+
+
+class ExportDialog(QDialog):
+    """Export a trained model to one of :data:`~neuralstudio.ml.export.FORMATS`, verified.
+
+    Args:
+        model: the trained ``keras.Model`` (not one that is training right now).
+        model_path: the file it was opened from, if any (the default output goes beside it).
+        design: the design it was built from (used by the ``python`` format).
+        runner: a task runner to export on; the dialog makes (and stops) its own when None.
+        parent: the parent widget.
+
+    Signals:
+        exported(object): the :class:`~neuralstudio.ml.export.ExportResult` of a verified export.
+        failed(str): the message of an export that failed or did not verify.
+    """
+
+    exported = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, model: Any, *, model_path: str | os.PathLike[str] | None = None, design: Any = None,
+                 runner: TaskRunner | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export model")
+        self.setMinimumWidth(560)
+        self.model = model
+        self.design = design
+        self._base = Path(model_path) if model_path else Path.home() / f"{getattr(model, 'name', 'model')}.keras"
+        self._own_runner = runner is None
+        self._runner = runner
+        self._path_edited = False
+        self.running = False
+        self.result: Any = None
+
+        self.format_combo = QComboBox()
+        for fmt in FORMATS.values():
+            self.format_combo.addItem(fmt.label, fmt.name)
+        self.use_label = QLabel()
+        self.use_label.setWordWrap(True)
+        self.use_label.setStyleSheet("color: #4a5568")
+        self.quantize_check = QCheckBox("Dynamic-range quantization (int8 weights, about 4x smaller)")
+        self.path_edit = QLineEdit()
+        self.browse_button = QPushButton("Browse...")
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(self.browse_button)
+
+        form = QFormLayout()
+        form.addRow("Format:", self.format_combo)
+        form.addRow("", self.use_label)
+        form.addRow("", self.quantize_check)
+        form.addRow("Save to:", path_row)
+
+        self.status_label = QLabel("The export is checked against the Keras model on real MNIST images "
+                                   "before it is saved.")
+        self.status_label.setWordWrap(True)
+        self.report_view = QPlainTextEdit()
+        self.report_view.setReadOnly(True)
+        self.report_view.setMaximumHeight(110)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
+        self.export_button.setDefault(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.report_view)
+        layout.addWidget(self.buttons)
+
+        self.format_combo.currentIndexChanged.connect(self._on_format_changed)
+        self.quantize_check.toggled.connect(self._on_quantize_toggled)
+        self.path_edit.textEdited.connect(self._on_path_edited)
+        self.browse_button.clicked.connect(self._on_browse)
+        self.export_button.clicked.connect(self._on_export)
+        self.buttons.rejected.connect(self.reject)
+        self._on_format_changed()
+
+    # ----------------------------------------------------------------- state
+    @property
+    def format_name(self) -> str:
+        return str(self.format_combo.currentData())
+
+    def set_format(self, name: str) -> None:
+        """Select the format called ``name`` (as the combo box does)."""
+        index = self.format_combo.findData(name)
+        if index < 0:
+            raise ValueError(f"unknown format {name!r}")
+        self.format_combo.setCurrentIndex(index)
+
+    def _quantize(self) -> str | None:
+        return "dynamic" if self.quantize_check.isEnabled() and self.quantize_check.isChecked() else None
+
+    def _suggested_path(self) -> str:
+        return str(default_output(self._base, self.format_name, self._quantize()))
+
+    def _on_format_changed(self, *_: Any) -> None:
+        fmt = FORMATS[self.format_name]
+        self.use_label.setText(fmt.use)
+        litert = fmt.name == "litert"
+        self.quantize_check.setEnabled(litert)
+        if not litert:
+            self.quantize_check.setChecked(False)
+        if not self._path_edited:
+            self.path_edit.setText(self._suggested_path())
+
+    def _on_quantize_toggled(self, _checked: bool) -> None:
+        if not self._path_edited:
+            self.path_edit.setText(self._suggested_path())
+
+    def _on_path_edited(self, _text: str) -> None:
+        self._path_edited = True
+
+    def _on_browse(self) -> None:
+        fmt = FORMATS[self.format_name]
+        current = self.path_edit.text() or self._suggested_path()
+        if fmt.folder:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.label} as folder", current)
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.label}", current, f"{fmt.label} (*{fmt.suffix})")
+        if path:
+            self.path_edit.setText(path)
+            self._path_edited = True
+
+    # ----------------------------------------------------------------- export
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        for w in (self.export_button, self.format_combo, self.quantize_check, self.path_edit, self.browse_button):
+            w.setEnabled(not running)
+        if not running:
+            self.quantize_check.setEnabled(self.format_name == "litert")
+        self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(not running)
+
+    def _on_export(self) -> None:
+        if self.running:
+            return
+        path = self.path_edit.text().strip()
+        if not path:
+            self._show_failure("Choose where to save the export.")
+            return
+        if self._runner is None:
+            self._runner = TaskRunner(self, name="neuralstudio-export")
+        fmt, quantize, model, design = self.format_name, self._quantize(), self.model, self.design
+
+        def job() -> Any:
+            from neuralstudio.ml.export import export_model
+
+            return export_model(model, path, fmt, quantize=quantize, design=design)
+
+        self._set_running(True)
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(f"Exporting to {path} and checking the result...")
+        self.report_view.clear()
+        self._runner.submit(job, self._on_done, self._on_error)
+
+    def _on_done(self, result: Any) -> None:
+        self._set_running(False)
+        self.result = result
+        self.status_label.setStyleSheet("color: #2f855a")
+        self.status_label.setText(f"Exported to {result.path}")
+        lines = [f"Verification {result.report.summary()}" if result.report is not None else "Not verified."]
+        lines += [f"  {f}" for f in result.files]
+        self.report_view.setPlainText("\n".join(lines))
+        self.exported.emit(result)
+
+    def _on_error(self, exc: BaseException, tb: str) -> None:
+        self._set_running(False)
+        if isinstance(exc, UserError):
+            self._show_failure(str(exc))
+        else:  # a bug: say so plainly, keep the details for a report
+            self._show_failure(f"The export failed unexpectedly ({type(exc).__name__}: {exc}).", details=tb)
+
+    def _show_failure(self, message: str, details: str = "") -> None:
+        self.status_label.setStyleSheet("color: #c53030")
+        self.status_label.setText("Export FAILED: nothing was saved (a previous file there is unchanged).")
+        self.report_view.setPlainText(message + (f"\n\n{details}" if details else ""))
+        self.failed.emit(message)
+
+    def done(self, r: int) -> None:
+        """Close only when no export is running; stop the dialog's own worker thread."""
+        if self.running:
+            return
+        if self._own_runner and self._runner is not None:
+            self._runner.shutdown()
+            self._runner = None
+        super().done(r)
+
+    def keyPressEvent(self, event: Any) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.running:
+            return
+        super().keyPressEvent(event)
