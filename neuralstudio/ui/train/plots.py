@@ -1,0 +1,375 @@
+"""Live loss and accuracy plots for the Train workspace.
+
+The plots are fed from the GUI thread only (the workspace's drain timer), and
+every curve is backed by a :class:`GrowingSeries`: a preallocated numpy buffer
+that doubles when full, so a refresh is one ``setData`` on a view of existing
+memory instead of a Python list turned into a new array at 20 Hz.
+
+The x axis is in epochs: batch ``i`` (1-based) of epoch ``e`` (0-based) of
+``steps`` batches sits at ``e + i / steps``, and the end of epoch ``e`` at
+``e + 1``, so batch and epoch curves line up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+#: colours of the live curves (train batch, train epoch, validation epoch)
+BATCH_COLOR = (100, 149, 237, 150)
+TRAIN_COLOR = (30, 90, 200)
+VAL_COLOR = (220, 110, 20)
+#: colours cycled for overlaid past runs
+OVERLAY_COLORS = [(44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
+                  (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+class GrowingSeries:
+    """An (x, y) series in preallocated float64 arrays that grow by doubling.
+
+    Args:
+        capacity: initial number of points held without reallocating.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._x = np.empty(max(1, capacity), dtype=np.float64)
+        self._y = np.empty(max(1, capacity), dtype=np.float64)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def capacity(self) -> int:
+        return len(self._x)
+
+    def _reserve(self, n: int) -> None:
+        if n <= len(self._x):
+            return
+        cap = len(self._x)
+        while cap < n:
+            cap *= 2
+        for name in ("_x", "_y"):
+            old = getattr(self, name)
+            new = np.empty(cap, dtype=np.float64)
+            new[: self._n] = old[: self._n]
+            setattr(self, name, new)
+
+    def append(self, x: float, y: float) -> None:
+        self._reserve(self._n + 1)
+        self._x[self._n] = x
+        self._y[self._n] = y
+        self._n += 1
+
+    def extend(self, xs: Sequence[float], ys: Sequence[float]) -> None:
+        k = len(xs)
+        if k == 0:
+            return
+        self._reserve(self._n + k)
+        self._x[self._n:self._n + k] = xs
+        self._y[self._n:self._n + k] = ys
+        self._n += k
+
+    def clear(self) -> None:
+        self._n = 0
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self._n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: self._n]
+
+
+def _finite_for_plot(x: np.ndarray, y: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Drop NaN/inf (and non-positive values on a log axis): pyqtgraph would draw garbage."""
+    ok = np.isfinite(y)
+    if log:
+        ok &= y > 0
+    if ok.all():
+        return x, y
+    return x[ok], y[ok]
+
+
+class _MetricPlot:
+    """One PlotWidget with live batch/epoch/validation curves and run overlays."""
+
+    def __init__(self, widget: pg.PlotWidget, label: str) -> None:
+        self.widget = widget
+        self.label = label
+        self.item: pg.PlotItem = widget.getPlotItem()
+        self.item.showGrid(x=True, y=True, alpha=0.25)
+        self.item.setLabel("bottom", "epoch")
+        self.item.setLabel("left", label)
+        for side in ("left", "bottom"):
+            self.item.getAxis(side).enableAutoSIPrefix(False)  # "loss (x0.001)" with 250 reads as nonsense
+        # loss falls, accuracy rises: put each legend where its curves usually are not
+        offset = (-10, 10) if label == "loss" else (-10, -10)
+        self.legend = self.item.addLegend(offset=offset, brush=pg.mkBrush(255, 255, 255, 210),
+                                          pen=pg.mkPen(200, 200, 200), labelTextSize="8pt", verSpacing=-4)
+        self.batch = GrowingSeries(4096)
+        self.train = GrowingSeries(64)
+        self.val = GrowingSeries(64)
+        self.batch_curve = self.item.plot(pen=pg.mkPen(BATCH_COLOR, width=1), name=f"train {label} (batches)")
+        self.train_curve = self.item.plot(pen=pg.mkPen(TRAIN_COLOR, width=2), symbol="o", symbolSize=6,
+                                          symbolBrush=TRAIN_COLOR, name=f"train {label} (epochs)")
+        self.val_curve = self.item.plot(pen=pg.mkPen(VAL_COLOR, width=2), symbol="s", symbolSize=6,
+                                        symbolBrush=VAL_COLOR, name=f"validation {label}")
+        for c in (self.batch_curve, self.train_curve, self.val_curve):
+            c.setClipToView(True)
+        self.batch_curve.setDownsampling(auto=True, method="peak")
+        self.overlays: list[pg.PlotDataItem] = []
+        self.markers: list[Any] = []
+        self.log = False
+        self.dirty = False
+
+    def clear_live(self) -> None:
+        for s in (self.batch, self.train, self.val):
+            s.clear()
+        for m in self.markers:
+            self.item.removeItem(m)
+        self.markers.clear()
+        self.dirty = True
+
+    def refresh(self) -> bool:
+        if not self.dirty:
+            return False
+        for s, c in ((self.batch, self.batch_curve), (self.train, self.train_curve), (self.val, self.val_curve)):
+            x, y = _finite_for_plot(s.x, s.y, self.log)
+            c.setData(x, y)
+        self.dirty = False
+        return True
+
+    def set_log(self, log: bool) -> None:
+        self.log = log
+        self.item.setLogMode(y=log)
+        self.dirty = True
+        self.refresh()
+        for ov in self.overlays:
+            x, y = ov._ns_raw  # type: ignore[attr-defined]
+            ov.setData(*_finite_for_plot(x, y, log))
+
+    def clear_overlays(self) -> None:
+        for ov in self.overlays:
+            self.item.removeItem(ov)
+            self.legend.removeItem(ov)
+        self.overlays.clear()
+
+    def add_overlay(self, name: str, x: np.ndarray, y: np.ndarray, color: tuple[int, int, int], dashed: bool) -> None:
+        pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+        fx, fy = _finite_for_plot(np.asarray(x, float), np.asarray(y, float), self.log)
+        ov = self.item.plot(fx, fy, pen=pen, symbol="t" if dashed else "o", symbolSize=5, symbolBrush=color,
+                            name=name)
+        ov._ns_raw = (np.asarray(x, float), np.asarray(y, float))  # type: ignore[attr-defined]
+        self.overlays.append(ov)
+
+    def nearest(self, x: float) -> list[str]:
+        """The values of every curve nearest to epoch position ``x``, as text lines."""
+        out: list[str] = []
+        for title, s in ((f"train {self.label} (batch)", self.batch), (f"train {self.label}", self.train),
+                         (f"val {self.label}", self.val)):
+            if len(s):
+                i = int(np.argmin(np.abs(s.x - x)))
+                out.append(f"{title}: {s.y[i]:.4g} @ {s.x[i]:.2f}")
+        for ov in self.overlays:
+            xs, ys = ov._ns_raw  # type: ignore[attr-defined]
+            if len(xs):
+                i = int(np.argmin(np.abs(xs - x)))
+                out.append(f"{ov.name()}: {ys[i]:.4g} @ {xs[i]:.2f}")
+        return out
+
+
+class TrainingPlots(QWidget):
+    """The loss plot (``lossPlot``) and the accuracy plot (``accuracyPlot``) side by side.
+
+    The workspace appends points with :meth:`add_batch` / :meth:`add_epoch`
+    (cheap, no drawing) and calls :meth:`refresh` from its timer.
+    """
+
+    hover_text_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=False, background="w", foreground="k")
+        self.loss_widget = pg.PlotWidget(self)
+        self.loss_widget.setObjectName("lossPlot")
+        self.loss_widget.setAccessibleName("lossPlot")
+        self.loss_widget.setAccessibleDescription("Training and validation loss per epoch")
+        self.acc_widget = pg.PlotWidget(self)
+        self.acc_widget.setObjectName("accuracyPlot")
+        self.acc_widget.setAccessibleName("accuracyPlot")
+        self.acc_widget.setAccessibleDescription("Training and validation accuracy per epoch")
+        self.loss = _MetricPlot(self.loss_widget, "loss")
+        self.acc = _MetricPlot(self.acc_widget, "accuracy")
+        self.acc.item.setXLink(self.loss.item)
+        self.log_box = QCheckBox("Log scale for loss", self)
+        self.log_box.setObjectName("logScaleBox")
+        self.log_box.setAccessibleName("Log scale for loss")
+        self.log_box.toggled.connect(self._on_log_toggled)
+        self.hover_label = QLabel(" ", self)
+        self.hover_label.setObjectName("hoverLabel")
+        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hover_label.setWordWrap(True)
+        self.overfit_label = QLabel("", self)
+        self.overfit_label.setObjectName("overfitLabel")
+        self.overfit_label.setWordWrap(True)
+        self.overfit_label.setStyleSheet("color: #b35900;")
+        self.overfit_label.hide()
+
+        row = QHBoxLayout()
+        row.addWidget(self.loss_widget, 1)
+        row.addWidget(self.acc_widget, 1)
+        top = QHBoxLayout()
+        top.addWidget(self.log_box)
+        top.addWidget(self.hover_label, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(top)
+        lay.addLayout(row, 1)
+        lay.addWidget(self.overfit_label)
+        self.refresh_count = 0
+        self.overfit_epoch: int | None = None
+        for w, plot in ((self.loss_widget, self.loss), (self.acc_widget, self.acc)):
+            w.scene().sigMouseMoved.connect(lambda pos, w=w, plot=plot: self._on_mouse_moved(w, plot, pos))
+
+    # ------------------------------------------------------------------ feeding
+    def reset(self, epochs: int | None = None) -> None:
+        """Forget the live run (overlays of past runs stay); with ``epochs``, fix the x axis to the whole run.
+
+        A fixed x range keeps the x axes from being re-laid out and re-rendered at every refresh
+        (axis text is most of a refresh's cost), and shows at a glance how far the run has got.
+        """
+        self.loss.clear_live()
+        self.acc.clear_live()
+        for plot in (self.loss, self.acc):
+            if epochs:
+                plot.item.setXRange(0, epochs, padding=0.02)
+                plot.item.enableAutoRange(x=False, y=True)
+            else:
+                plot.item.enableAutoRange(x=True, y=True)
+        self.overfit_epoch = None
+        self.overfit_label.hide()
+        self.refresh()
+
+    def add_batches(self, xs: Sequence[float], losses: Sequence[float], accs: Sequence[float]) -> None:
+        """Append running-average batch values at epoch positions ``xs``."""
+        self.loss.batch.extend(xs, losses)
+        self.loss.dirty = True
+        if accs is not None and len(accs) and not all(math.isnan(a) for a in accs):
+            self.acc.batch.extend(xs, accs)
+            self.acc.dirty = True
+
+    def add_epoch(self, x: float, logs: dict[str, Any]) -> None:
+        """Append end-of-epoch training and validation values at ``x`` (= epoch + 1)."""
+        for plot, key in ((self.loss, "loss"), (self.acc, "accuracy")):
+            v = _num(logs.get(key))
+            if v is not None:
+                plot.train.append(x, v)
+                plot.dirty = True
+            vv = _num(logs.get(f"val_{key}"))
+            if vv is not None:
+                plot.val.append(x, vv)
+                plot.dirty = True
+
+    def refresh(self) -> bool:
+        """Push new points to the curves; True when something was redrawn."""
+        a = self.loss.refresh()
+        b = self.acc.refresh()
+        if a or b:
+            self.refresh_count += 1
+        return a or b
+
+    def force_refresh(self) -> None:
+        """Mark every live curve dirty and redraw (used by the soak test)."""
+        self.loss.dirty = self.acc.dirty = True
+        self.refresh()
+
+    # ---------------------------------------------------------------- overfitting
+    def mark_overfitting(self, epoch: int, message: str) -> None:
+        """Shade the epochs from ``epoch`` on (1-based end-of-epoch positions) and explain why."""
+        if self.overfit_epoch is not None:
+            return
+        self.overfit_epoch = epoch
+        for plot in (self.loss, self.acc):
+            line = pg.InfiniteLine(pos=epoch, angle=90, movable=False,
+                                   pen=pg.mkPen((200, 60, 0), width=1, style=Qt.PenStyle.DashLine),
+                                   label="overfitting", labelOpts={"position": 0.9, "color": (200, 60, 0)})
+            region = pg.LinearRegionItem(values=(epoch, epoch + 1e6), movable=False,
+                                         brush=pg.mkBrush(255, 140, 0, 30), pen=pg.mkPen(None))
+            region.setZValue(-10)
+            plot.item.addItem(region, ignoreBounds=True)
+            plot.item.addItem(line, ignoreBounds=True)
+            plot.markers.extend([region, line])
+        self.overfit_label.setText(message)
+        self.overfit_label.show()
+
+    # ------------------------------------------------------------------ overlays
+    def clear_overlays(self) -> None:
+        self.loss.clear_overlays()
+        self.acc.clear_overlays()
+
+    def set_overlays(self, runs: Iterable[tuple[str, dict[str, list[float]]]]) -> None:
+        """Overlay past runs' per-epoch curves: ``(label, history)`` pairs, history as in RunResult."""
+        self.clear_overlays()
+        for i, (label, hist) in enumerate(runs):
+            color = OVERLAY_COLORS[i % len(OVERLAY_COLORS)]
+            for plot, key in ((self.loss, "loss"), (self.acc, "accuracy")):
+                for prefix, dashed in (("", False), ("val_", True)):
+                    ys = hist.get(prefix + key) or []
+                    if not ys:
+                        continue
+                    xs = np.arange(1, len(ys) + 1, dtype=float)
+                    name = f"{label} {'val ' if dashed else ''}{key}"
+                    plot.add_overlay(name, xs, np.asarray([_num(v, math.nan) for v in ys], float), color, dashed)
+
+    # -------------------------------------------------------------------- export
+    def export_png(self, path: str) -> list[str]:
+        """Write both plots as PNG images (``<stem>-loss.png`` and ``<stem>-accuracy.png``); return the paths."""
+        import os
+
+        from pyqtgraph.exporters import ImageExporter
+
+        from neuralstudio.core.atomic import atomic_path
+
+        stem, ext = os.path.splitext(path)
+        ext = ext or ".png"
+        out = []
+        for plot, tag in ((self.loss, "loss"), (self.acc, "accuracy")):
+            target = f"{stem}-{tag}{ext}"
+            exporter = ImageExporter(plot.item)
+            exporter.parameters()["width"] = max(600, int(plot.widget.width()) * 2)
+            with atomic_path(target) as tmp:
+                exporter.export(str(tmp))
+            out.append(target)
+        return out
+
+    # ------------------------------------------------------------------- slots
+    def _on_log_toggled(self, on: bool) -> None:
+        self.loss.set_log(on)
+
+    def _on_mouse_moved(self, widget: pg.PlotWidget, plot: _MetricPlot, pos: QPointF) -> None:
+        vb = plot.item.vb
+        if not vb.sceneBoundingRect().contains(pos):
+            return
+        x = vb.mapSceneToView(pos).x()
+        lines = plot.nearest(x)
+        text = f"epoch {x:.2f}   " + ("   ".join(lines) if lines else "no data yet")
+        self.hover_label.setText(text)
+        self.hover_text_changed.emit(text)
+
+
+def _num(v: Any, default: float | None = None) -> float | None:
+    """``v`` as a float, or ``default`` when it is missing or not a number."""
+    if v is None or isinstance(v, bool):
+        return default
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default

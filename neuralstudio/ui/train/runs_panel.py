@@ -1,0 +1,274 @@
+"""The runs table of the Train workspace: past runs of this design, ticked to overlay and compare.
+
+Runs come from the engine's :class:`~neuralstudio.core.runs.RunsStore`, so they
+survive a restart.  The table only reads records; it never writes the store.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from neuralstudio.core.atomic import atomic_write_text
+from neuralstudio.core.runs import RunRecord, RunsStore
+
+COLUMNS = ("run", "status", "optimizer", "learning rate", "batch", "epochs", "best val acc", "final loss", "time")
+
+
+def best_val_accuracy(rec: RunRecord) -> float | None:
+    vals = [v for v in rec.history().get("val_accuracy", []) if isinstance(v, (int, float)) and math.isfinite(v)]
+    if vals:
+        return max(vals)
+    v = rec.final.get("val_accuracy")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def final_loss(rec: RunRecord) -> float | None:
+    vals = [v for v in rec.history().get("loss", []) if isinstance(v, (int, float))]
+    if vals:
+        return float(vals[-1])
+    v = rec.final.get("train_loss")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def run_label(rec: RunRecord) -> str:
+    """A short label for legends: time of day and the hyperparameters people vary most."""
+    hp = rec.hyperparameters
+    t = rec.id[9:15] if len(rec.id) >= 15 else rec.id
+    t = f"{t[0:2]}:{t[2:4]}:{t[4:6]}" if len(t) == 6 and t.isdigit() else t
+    return f"{t} {hp.get('optimizer', '?')} lr={_fmt(hp.get('learning_rate'))}"
+
+
+def curves_csv(rec: RunRecord) -> str:
+    """A run's per-epoch and per-batch curves as CSV text (``kind,epoch,batch,x,metric...``)."""
+    hist = rec.history()
+    metrics = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in hist]
+    metrics += sorted(k for k in hist if k not in metrics and k != "seconds")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["kind", "epoch", "batch", "x_epochs", *metrics])
+    n_epochs = len(rec.epochs)
+    for i in range(n_epochs):
+        w.writerow(["epoch", i + 1, "", i + 1, *[_csv(hist[m][i]) for m in metrics]])
+    steps: dict[int, int] = {}
+    for p in rec.batches:
+        e = int(p.get("epoch", 0) or 0)
+        steps[e] = max(steps.get(e, 0), int(p.get("batch", 0) or 0) + 1)
+    for p in rec.batches:
+        e = int(p.get("epoch", 0) or 0)
+        b = int(p.get("batch", 0) or 0)
+        x = e + (b + 1) / max(1, steps.get(e, 1))
+        w.writerow(["batch", e + 1, b + 1, f"{x:.6g}", *[_csv(p.get(m)) for m in metrics]])
+    return buf.getvalue()
+
+
+def _csv(v: Any) -> str:
+    return "" if v is None else repr(float(v)) if isinstance(v, (int, float)) else str(v)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _seconds(v: Any) -> str:
+    if not isinstance(v, (int, float)):
+        return "-"
+    return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
+
+
+class _SortItem(QTableWidgetItem):
+    """Sorts by a number when it has one (so 10 > 9 and '-' sorts first)."""
+
+    def __init__(self, text: str, key: Any = None) -> None:
+        super().__init__(text)
+        self._key = key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:  # type: ignore[override]
+        a, b = self._key, getattr(other, "_key", None)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return a < b
+        return self.text() < other.text()
+
+
+class RunsPanel(QWidget):
+    """The runs table (``runsTable``) with compare and export buttons.
+
+    Signals:
+        overlay_changed: the ticked records changed (list of RunRecord).
+        compare_requested / export_csv_requested / export_png_requested: button presses.
+    """
+
+    overlay_changed = Signal(list)
+    compare_requested = Signal()
+    export_csv_requested = Signal()
+    export_png_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store: RunsStore | None = None
+        self.design_name: str | None = None
+        self.records: list[RunRecord] = []
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setObjectName("runsTable")
+        self.table.setAccessibleName("runsTable")
+        self.table.setAccessibleDescription("Past runs of this design; tick runs to overlay their curves")
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemChanged.connect(self._on_item_changed)
+        self.all_box = QCheckBox("all designs", self)
+        self.all_box.setObjectName("allRunsBox")
+        self.all_box.toggled.connect(lambda _on: self.reload())
+        self.compare_button = QPushButton("Compare ticked runs", self)
+        self.compare_button.setObjectName("compareButton")
+        self.compare_button.setAccessibleName("compareButton")
+        self.compare_button.setEnabled(False)
+        self.compare_button.clicked.connect(self.compare_requested)
+        self.csv_button = QPushButton("Export curves (CSV)…", self)
+        self.csv_button.setObjectName("exportCsvButton")
+        self.csv_button.clicked.connect(self.export_csv_requested)
+        self.png_button = QPushButton("Export plots (PNG)…", self)
+        self.png_button.setObjectName("exportPngButton")
+        self.png_button.clicked.connect(self.export_png_requested)
+        self.diff_label = QLabel("", self)
+        self.diff_label.setObjectName("diffLabel")
+        self.diff_label.setWordWrap(True)
+        self.diff_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Past runs — tick to overlay:", self))
+        buttons.addWidget(self.all_box)
+        buttons.addStretch(1)
+        for b in (self.compare_button, self.csv_button, self.png_button):
+            buttons.addWidget(b)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(buttons)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.diff_label)
+        self._filling = False
+
+    # ---------------------------------------------------------------- contents
+    def set_store(self, store: RunsStore, design_name: str | None) -> None:
+        self.store = store
+        self.design_name = design_name
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the store again, keeping the ticks of runs still listed."""
+        ticked = {r.id for r in self.ticked()}
+        recs = self.store.list() if self.store is not None else []
+        if self.design_name and not self.all_box.isChecked():
+            recs = [r for r in recs if r.name == self.design_name]
+        recs = [r for r in recs if r.status != "running"]
+        self.records = list(reversed(recs))  # newest first
+        self._filling = True
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.records))
+        for row, rec in enumerate(self.records):
+            hp = rec.hyperparameters
+            first = _SortItem(rec.id, rec.id)
+            first.setFlags(first.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            first.setCheckState(Qt.CheckState.Checked if rec.id in ticked else Qt.CheckState.Unchecked)
+            first.setData(Qt.ItemDataRole.UserRole, rec.id)
+            first.setToolTip(rec.message or rec.status)
+            bva = best_val_accuracy(rec)
+            fl = final_loss(rec)
+            secs = rec.timing.get("seconds")
+            cells = [first, _SortItem(rec.status), _SortItem(str(hp.get("optimizer", "-"))),
+                     _SortItem(_fmt(hp.get("learning_rate")), hp.get("learning_rate")),
+                     _SortItem(_fmt(hp.get("batch_size")), hp.get("batch_size")),
+                     _SortItem(f"{len(rec.epochs)}/{_fmt(hp.get('epochs'))}", len(rec.epochs)),
+                     _SortItem("-" if bva is None else f"{bva:.2%}", bva),
+                     _SortItem(_fmt(fl), fl),
+                     _SortItem(_seconds(secs), secs)]
+            for col, item in enumerate(cells):
+                if col:
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
+                self.table.setItem(row, col, item)
+        self.table.setSortingEnabled(True)
+        self._filling = False
+        self._on_item_changed(None)
+
+    def record(self, run_id: str) -> RunRecord | None:
+        return next((r for r in self.records if r.id == run_id), None)
+
+    def ticked(self) -> list[RunRecord]:
+        """The ticked runs, in table order."""
+        out = []
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.checkState() == Qt.CheckState.Checked:
+                rec = self.record(item.data(Qt.ItemDataRole.UserRole))
+                if rec is not None:
+                    out.append(rec)
+        return out
+
+    def set_ticked(self, run_ids: list[str]) -> None:
+        """Tick exactly ``run_ids`` (the rest unticked)."""
+        self._filling = True
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            on = item.data(Qt.ItemDataRole.UserRole) in run_ids
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self._filling = False
+        self._on_item_changed(None)
+
+    def selected_or_ticked(self) -> RunRecord | None:
+        """The run to export: the current row, else the first ticked one, else the newest."""
+        row = self.table.currentRow()
+        if row >= 0 and self.table.item(row, 0) is not None:
+            rec = self.record(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole))
+            if rec is not None:
+                return rec
+        ticked = self.ticked()
+        if ticked:
+            return ticked[0]
+        return self.records[0] if self.records else None
+
+    def write_csv(self, rec: RunRecord, path: str) -> None:
+        atomic_write_text(path, curves_csv(rec))
+
+    def show_comparison(self) -> str:
+        """Describe what differs between the first two ticked runs (in the label); return the text."""
+        ticked = self.ticked()
+        if len(ticked) < 2 or self.store is None:
+            text = "Tick two runs to see what differs between them."
+        else:
+            cmp_ = self.store.compare(ticked[0], ticked[1])
+            rows = [f"<b>{d.key}</b>: {_fmt(d.a)} → {_fmt(d.b)}" for d in cmp_.differences
+                    if d.section != "results" or d.key in ("val_accuracy", "test_accuracy", "seconds")]
+            head = f"<b>A</b> {run_label(ticked[0])} vs <b>B</b> {run_label(ticked[1])}: "
+            text = head + ("; ".join(rows) if rows else "same settings and results.")
+        self.diff_label.setText(text)
+        return text
+
+    # ------------------------------------------------------------------ slots
+    def _on_item_changed(self, item: QTableWidgetItem | None) -> None:
+        if self._filling or (item is not None and item.column() != 0):
+            return
+        ticked = self.ticked()
+        self.compare_button.setEnabled(len(ticked) >= 2)
+        self.overlay_changed.emit(ticked)

@@ -1,0 +1,165 @@
+"""The training worker: a QObject moved to a QThread that calls the Qt-free trainer.
+
+The trainer reports through :class:`BufferReporter`, whose callbacks only
+append to a lock-protected :class:`ReportBuffer` — no Qt signal per batch, no
+widget touched from the worker thread.  The workspace drains the buffer from a
+GUI timer.  The only signals the worker emits are the two that end a run.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from neuralstudio.core.errors import UserError
+
+
+@dataclass
+class Drained:
+    """What :meth:`ReportBuffer.drain` hands to the GUI since the previous drain."""
+
+    batches: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
+    epochs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    result: Any = None
+    failure: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.batches or self.epochs or self.messages or self.result is not None or self.failure
+                    or self.meta)
+
+
+class ReportBuffer:
+    """Reports from the trainer thread, waiting for the GUI timer; every method is thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = Drained()
+
+    def add_batch(self, epoch: int, batch: int, logs: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.batches.append((epoch, batch, logs))
+
+    def add_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.epochs.append((epoch, logs))
+
+    def add_message(self, message: str) -> None:
+        with self._lock:
+            self._pending.messages.append(message)
+
+    def set_meta(self, **meta: Any) -> None:
+        """Facts about the run known before the first batch (e.g. ``train_samples``)."""
+        with self._lock:
+            self._pending.meta.update(meta)
+
+    def set_result(self, result: Any) -> None:
+        with self._lock:
+            self._pending.result = result
+
+    def set_failure(self, message: str) -> None:
+        with self._lock:
+            self._pending.failure = message
+
+    def drain(self) -> Drained:
+        """Take everything reported so far (a swap under the lock: O(1) while the trainer waits)."""
+        with self._lock:
+            out, self._pending = self._pending, Drained()
+        return out
+
+
+class BufferReporter:
+    """A ``TrainingReporter`` that only copies the reports into a :class:`ReportBuffer`.
+
+    Args:
+        buffer: where reports wait for the GUI.
+    """
+
+    def __init__(self, buffer: ReportBuffer) -> None:
+        self.buffer = buffer
+
+    def on_batch(self, epoch: int, batch: int, logs: dict[str, Any]) -> None:
+        self.buffer.add_batch(epoch, batch, dict(logs))
+
+    def on_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.buffer.add_epoch(epoch, dict(logs))
+
+    def on_log(self, message: str) -> None:
+        self.buffer.add_message(str(message))
+
+    def on_finished(self, result: Any) -> None:
+        self.buffer.set_result(result)
+
+    def on_failed(self, message: str) -> None:
+        self.buffer.set_failure(str(message))
+
+
+@dataclass
+class RunRequest:
+    """Everything one run needs, fixed when Train is pressed (a snapshot: later edits do not leak in)."""
+
+    design: Any
+    dataset: Any
+    settings: Any
+    device: str = "auto"
+    mixed_precision: bool = False
+    runs_store: Any = None
+    out_path: str | None = None
+
+
+class TrainWorker(QObject):
+    """Runs one training run when its thread starts; lives in that thread.
+
+    Args:
+        request: the snapshot to train.
+        buffer: where the reporter writes.
+        control: the trainer's thread-safe stop/pause flags.
+    """
+
+    #: the RunResult (also set in the buffer); emitted once, at the end of a run
+    done = Signal(object)
+    #: a readable message when the trainer itself raised (it should not: a bug or a broken install)
+    crashed = Signal(str)
+
+    def __init__(self, request: RunRequest, buffer: ReportBuffer, control: Any) -> None:
+        super().__init__()
+        self.request = request
+        self.buffer = buffer
+        self.control = control
+
+    @Slot()
+    def run(self) -> None:
+        """Train; never raises (an exception becomes :attr:`crashed` with a readable message)."""
+        try:
+            from neuralstudio.ml.trainer import Trainer
+
+            r = self.request
+            dataset = r.dataset
+            if isinstance(dataset, str):
+                from neuralstudio.ml.data import load_dataset
+
+                self.buffer.add_message(f"Loading the data set {dataset}…")
+                dataset = load_dataset(dataset)
+            if getattr(dataset, "x_train", None) is not None:
+                self.buffer.set_meta(train_samples=len(dataset.x_train))
+            trainer = Trainer(r.design, dataset=dataset, settings=r.settings, device=r.device,
+                              mixed_precision=r.mixed_precision, runs_store=r.runs_store,
+                              reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path)
+            result = trainer.run()
+        except UserError as exc:
+            self.crashed.emit(str(exc))
+            return
+        except BaseException as exc:  # noqa: BLE001 - the GUI must get a message, not a dead thread
+            tb = traceback.format_exception_only(type(exc), exc)
+            self.crashed.emit(
+                "Training stopped because of an unexpected error: " + "".join(tb).strip()
+                + ". This is a bug in NeuralStudio or a broken installation; the event log has details."
+            )
+            self.buffer.add_message(traceback.format_exc())
+            return
+        self.done.emit(result)

@@ -1,0 +1,828 @@
+"""The Train workspace: hyperparameters, a Train button, live plots, and past runs to compare.
+
+Threading (DESIGN.md): pressing Train snapshots the design and the form into a
+:class:`RunRequest`, moves a :class:`TrainWorker` to a fresh QThread and starts
+it.  The worker calls the Qt-free trainer, whose reporter only appends to a
+lock-protected buffer.  A 20 Hz GUI timer drains the buffer into the plots'
+preallocated arrays and the progress widgets, so the number of Qt calls does
+not grow with the number of batches.  The run ends with one queued signal; the
+thread's ``finished`` signal closes the run in the GUI, after which no thread
+of this workspace is left running.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from neuralstudio.core.design import Design, design_from_dict
+from neuralstudio.core.errors import UserError
+from neuralstudio.core.runs import RunRecord, RunsStore
+from neuralstudio.ui.train.plots import TrainingPlots
+from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
+from neuralstudio.ui.train.settings_panel import SettingsPanel
+from neuralstudio.ui.train.worker import ReportBuffer, RunRequest, TrainWorker
+
+#: every training QThread started by a workspace (tests check none is left running)
+LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_training_threads() -> int:
+    """How many training threads are still running (deleted ones count as stopped)."""
+    import shiboken6
+
+    return sum(1 for t in list(LIVE_THREADS) if shiboken6.isValid(t) and t.isRunning())
+
+DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
+OVERFIT_EPOCHS = 2  # consecutive epochs of rising val loss with falling train loss
+CLOSE_WAIT_S = 120.0
+
+
+def _num(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _duration(s: float) -> str:
+    if not math.isfinite(s) or s < 0:
+        return "-"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def overfitting_start(train_loss: list[float], val_loss: list[float], n: int = OVERFIT_EPOCHS) -> int | None:
+    """The 1-based epoch after which validation loss rose ``n`` epochs in a row while training loss fell.
+
+    Returns None when the last ``n`` epochs do not show that pattern.
+    """
+    if len(val_loss) < n + 1 or len(train_loss) < n + 1:
+        return None
+    vl, tl = val_loss[-(n + 1):], train_loss[-(n + 1):]
+    if any(v is None or not math.isfinite(v) for v in vl + tl):
+        return None
+    if all(vl[i + 1] > vl[i] for i in range(n)) and all(tl[i + 1] < tl[i] for i in range(n)):
+        return len(val_loss) - n
+    return None
+
+
+def default_confirm_close(parent: QWidget) -> bool:
+    """Ask whether to stop the run in progress and close."""
+    answer = QMessageBox.question(
+        parent, "Training is running",
+        "A training run is in progress. Stop it and close? What it has learned so far is kept in its run record.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+class TrainWorkspace(QWidget):
+    """The Train tab; stands alone (``TrainWorkspace()``) so the main window only hosts it.
+
+    Args:
+        parent: the hosting widget.
+        runs_store: where runs are recorded and read back; defaults to the user data folder.
+
+    Signals:
+        model_trained(keras_model, label): a run ended with a usable model (for Predict and export).
+        running_changed(bool): a run started or ended.
+    """
+
+    model_trained = Signal(object, str)
+    running_changed = Signal(bool)
+
+    #: called by :meth:`request_close` while a run is going; returns True to stop it and close
+    confirm_close: Callable[[QWidget], bool] = staticmethod(default_confirm_close)
+
+    def __init__(self, parent: QWidget | None = None, *, runs_store: RunsStore | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("trainWorkspace")
+        self.runs_store = runs_store if runs_store is not None else RunsStore()
+        self._design: Design | None = None
+        self._dataset: Any = None  # an in-memory Dataset that overrides the form's data source
+        self._thread: QThread | None = None
+        self._worker: TrainWorker | None = None
+        self._buffer: ReportBuffer | None = None
+        self._control: Any = None
+        self._request: RunRequest | None = None
+        self._result: Any = None
+        self._crash: str | None = None
+        self._info_dirty = True
+        self._pending_design: Design | None = None
+        self._devices_known = False
+        self._size_for: Design | None = None
+        self._size_text = ""
+        self.last_result: Any = None
+        self.last_message = ""
+
+        # ---- left: settings, estimate and buttons
+        self.settings_panel = SettingsPanel(self)
+        self.design_label = QLabel("No design yet: open or build one in the Design workspace.", self)
+        self.design_label.setObjectName("designLabel")
+        self.design_label.setWordWrap(True)
+        self.train_button = self._button("Train", "trainButton", "Start training with these settings")
+        self.pause_button = self._button("Pause", "pauseButton", "Pause or resume the run")
+        self.stop_button = self._button("Stop", "stopButton", "Stop the run, keeping what was learned")
+        self.save_button = self._button("Save model…", "saveModelButton", "Save the trained model as .keras")
+        self.measure_button = self._button("Measure speed", "measureButton",
+                                           "Time a few training steps to estimate the time per epoch")
+        self.pause_button.setCheckable(True)
+        for b in (self.pause_button, self.stop_button, self.save_button):
+            b.setEnabled(False)
+        self.train_button.clicked.connect(self._on_train_clicked)
+        self.pause_button.toggled.connect(self._on_pause_toggled)
+        self.stop_button.clicked.connect(self._on_stop_clicked)
+        self.save_button.clicked.connect(self._on_save_clicked)
+        self.measure_button.clicked.connect(self._on_measure_clicked)
+        self.settings_panel.changed.connect(self._on_settings_changed)
+        left = QWidget(self)
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.design_label)
+        ll.addWidget(self.settings_panel, 1)
+        ll.addWidget(self.measure_button)
+        bl = QGridLayout()
+        bl.addWidget(self.train_button, 0, 0, 1, 2)
+        bl.addWidget(self.pause_button, 1, 0)
+        bl.addWidget(self.stop_button, 1, 1)
+        bl.addWidget(self.save_button, 2, 0, 1, 2)
+        ll.addLayout(bl)
+        self.train_button.setMinimumHeight(36)
+        self.train_button.setStyleSheet("font-weight: bold;")
+
+        # ---- right: status, progress, plots, log / runs
+        self.status_label = QLabel("Ready.", self)
+        self.status_label.setObjectName("statusLabel")
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.epoch_bar = QProgressBar(self)
+        self.epoch_bar.setObjectName("epochProgress")
+        self.epoch_bar.setAccessibleName("Epoch progress")
+        self.epoch_bar.setFormat("epoch %p%")
+        self.run_bar = QProgressBar(self)
+        self.run_bar.setObjectName("runProgress")
+        self.run_bar.setAccessibleName("Run progress")
+        self.run_bar.setFormat("run %p%")
+        self.speed_label = QLabel("", self)
+        self.speed_label.setObjectName("speedLabel")
+        self.speed_label.setMinimumWidth(240)
+        self.plots = TrainingPlots(self)
+        self.log_view = QPlainTextEdit(self)
+        self.log_view.setObjectName("eventLog")
+        self.log_view.setAccessibleName("Event log")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.runs_panel = RunsPanel(self)
+        self.runs_panel.overlay_changed.connect(self._on_overlay_changed)
+        self.runs_panel.compare_requested.connect(self._on_compare_requested)
+        self.runs_panel.export_csv_requested.connect(self._on_export_csv)
+        self.runs_panel.export_png_requested.connect(self._on_export_png)
+        self.bottom_tabs = QTabWidget(self)
+        self.bottom_tabs.addTab(self.runs_panel, "Runs")
+        self.bottom_tabs.addTab(self.log_view, "Event log")
+        progress = QHBoxLayout()
+        progress.addWidget(self.epoch_bar, 1)
+        progress.addWidget(self.run_bar, 1)
+        progress.addWidget(self.speed_label)
+        top = QWidget(self)
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.status_label)
+        tl.addLayout(progress)
+        tl.addWidget(self.plots, 1)
+        right = QSplitter(Qt.Orientation.Vertical, self)
+        right.addWidget(top)
+        right.addWidget(self.bottom_tabs)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        right.setSizes([600, 260])
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([300, 900])
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_INTERVAL_MS)
+        self._timer.timeout.connect(self._on_drain_timer)
+        self._reset_run_state()
+        self.runs_panel.set_store(self.runs_store, None)
+        self._update_buttons()
+
+    def _button(self, text: str, name: str, tip: str) -> QPushButton:
+        b = QPushButton(text, self)
+        b.setObjectName(name)
+        b.setAccessibleName(name)
+        b.setAccessibleDescription(tip)
+        b.setToolTip(tip)
+        return b
+
+    # ------------------------------------------------------------------ public API
+    def set_design(self, design: Design) -> None:
+        """Show ``design``'s settings; Train trains a snapshot copy taken when it is pressed.
+
+        While a run is going the form keeps showing the run's settings; the new design is
+        shown when the run ends.
+        """
+        if self.is_running():
+            self._pending_design = design
+            return
+        self._pending_design = None
+        self._design = design
+        self.settings_panel.set_settings(design.training, design.data.get("source") if design.data else None)
+        self.design_label.setText(f"Design: <b>{design.name}</b> ({len(design.graph)} layers)")
+        self.runs_panel.set_store(self.runs_store, design.name)
+        self._info_dirty = True
+        if self.isVisible():
+            QTimer.singleShot(0, self._update_info)
+        self._update_buttons()
+
+    def set_dataset(self, dataset: Any) -> None:
+        """Train on this in-memory ``Dataset`` instead of the form's data source (None: back to the form)."""
+        self._dataset = dataset
+        self.settings_panel.data_box.setEnabled(dataset is None)
+        if dataset is not None:
+            self.settings_panel.data_box.setToolTip(f"Using the data set {getattr(dataset, 'name', 'given')}")
+        self._info_dirty = True
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def is_paused(self) -> bool:
+        return self.is_running() and self.pause_button.isChecked()
+
+    def start(self) -> bool:
+        """Start a run (what the Train button does); False with a message in the status line when it cannot."""
+        if self.is_running():
+            return False
+        if self._design is None:
+            self._say("There is no design to train: build or open one in the Design workspace first.")
+            return False
+        try:
+            settings = self.settings_panel.settings()
+        except UserError as exc:
+            self._say(f"Cannot train: {exc}")
+            return False
+        from neuralstudio.ml.trainer import TrainControl
+
+        snapshot = design_from_dict(self._design.to_dict(), self._design.name)
+        snapshot.training = settings
+        data = self._dataset if self._dataset is not None else self.settings_panel.data_source()
+        if self._dataset is None:
+            snapshot.data = {**snapshot.data, "source": data}
+        self._request = RunRequest(design=snapshot, dataset=data, settings=settings,
+                                   device=self.settings_panel.device(),
+                                   mixed_precision=self.settings_panel.mixed_precision(),
+                                   runs_store=self.runs_store)
+        self._buffer = ReportBuffer()
+        self._control = TrainControl()
+        self._result = None
+        self._crash = None
+        self._reset_run_state()
+        self.plots.reset(epochs=settings.epochs)
+        self.log_view.clear()
+        self._log(f"Training {snapshot.name}: {settings.optimizer}, learning rate {settings.learning_rate:g}, "
+                  f"batch size {settings.batch_size}, {settings.epochs} epochs on {self._data_name()}.")
+        self._say("Preparing the data and building the network…")
+        worker = TrainWorker(self._request, self._buffer, self._control)
+        thread = QThread()
+        thread.setObjectName("neuralstudio-training")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.done.connect(self._on_worker_done)
+        worker.crashed.connect(self._on_worker_crashed)
+        worker.done.connect(thread.quit)
+        worker.crashed.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._worker, self._thread = worker, thread
+        LIVE_THREADS.add(thread)
+        self._t0 = time.perf_counter()
+        thread.start()
+        self._timer.start()
+        self.settings_panel.set_running(True)
+        self._update_buttons()
+        self.running_changed.emit(True)
+        return True
+
+    def pause(self) -> None:
+        if self.is_running() and not self.pause_button.isChecked():
+            self.pause_button.setChecked(True)
+
+    def resume(self) -> None:
+        if self.pause_button.isChecked():
+            self.pause_button.setChecked(False)
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current batch; it keeps what it learned."""
+        if self._control is not None and self.is_running():
+            self._control.request_stop()
+            if self.pause_button.isChecked():
+                self._control.resume()
+            self.stop_button.setEnabled(False)
+            self._say("Stopping after the current batch…")
+            self._log("Stop requested.")
+
+    def wait_finished(self, timeout_s: float = CLOSE_WAIT_S) -> bool:
+        """Wait (processing events) until the run's thread has finished and the run is closed."""
+        deadline = time.monotonic() + timeout_s
+        while self.is_running() and time.monotonic() < deadline:
+            if self._thread is not None and self._thread.wait(20):
+                QCoreApplication.processEvents()
+                self._on_thread_finished()
+            QCoreApplication.processEvents()
+        return not self.is_running()
+
+    def request_close(self) -> bool:
+        """For the main window's closeEvent: True when closing is fine (no run left running).
+
+        While a run is going, asks (:attr:`confirm_close`), stops it cleanly and
+        waits for its thread: destroying a running QThread aborts the process.
+        """
+        if not self.is_running():
+            self._timer.stop()
+            return True
+        if not type(self).confirm_close(self):
+            return False
+        self.stop()
+        if not self.wait_finished():
+            self._say("The run does not stop (it is still preparing or saving): wait a moment and close again.")
+            return False
+        self._timer.stop()
+        return True
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.request_close():
+            event.accept()
+        else:
+            event.ignore()
+
+    def save_model(self, path: str) -> None:
+        """Save the last run's model as ``.keras`` (atomically)."""
+        model = getattr(self.last_result, "model", None)
+        if model is None:
+            raise UserError("There is no trained model to save: train a run first.")
+        try:
+            from neuralstudio.ml.model_files import save_keras_model
+        except ImportError:  # pragma: no cover - model_files ships with the engine
+            from neuralstudio.core.atomic import atomic_path
+
+            with atomic_path(path) as tmp:
+                model.save(str(tmp))
+            return
+        save_keras_model(model, path)
+
+    # --------------------------------------------------------------- run display
+    def _reset_run_state(self) -> None:
+        self._steps: dict[int, int] = {}  # batches seen per epoch
+        self._steps_guess = 0
+        self._last_batch: tuple[int, int] = (0, -1)
+        self._epochs_done = 0
+        self._epoch_logs: list[dict[str, Any]] = []
+        self._samples_seen = 0
+        self._last_x = 0.0
+        self._sps = 0.0
+        self._meta_fit_samples = 0
+        self._training_said = False
+        self.epoch_bar.setFormat("epoch %p%")
+        self.run_bar.setFormat("run %p%")
+        self.epoch_bar.setValue(0)
+        self.run_bar.setValue(0)
+        self.speed_label.setText("")
+
+    def _on_drain_timer(self) -> None:
+        if self._buffer is None:
+            return
+        d = self._buffer.drain()
+        if d.result is not None and self._result is None:
+            self._result = d.result
+        if d.failure and self._crash is None:
+            self._crash = d.failure
+        if d.meta:
+            self._apply_meta(d.meta)
+        for m in d.messages:
+            self._log(m)
+        if d.batches:
+            xs, losses, accs = [], [], []
+            fit = self._fit_samples()
+            for epoch, batch, logs in d.batches:
+                self._steps[epoch] = max(self._steps.get(epoch, 0), batch + 1)
+                samples = _num(logs.get("samples"))
+                if fit and samples is not None:
+                    x = samples / fit  # exact: the trainer counts examples seen since the start
+                else:
+                    steps = self._steps_guess or self._steps[epoch]
+                    x = epoch + (batch + 1) / max(steps, batch + 1)
+                xs.append(x)
+                loss = _num(logs.get("loss"))
+                losses.append(math.nan if loss is None else loss)
+                acc = _num(logs.get("accuracy"))
+                accs.append(math.nan if acc is None else acc)
+                self._last_batch = (epoch, batch)
+                self._last_x = x
+                if samples is not None:
+                    self._samples_seen = int(samples)
+                sps = _num(logs.get("samples_per_second"))
+                if sps:
+                    self._sps = sps
+            self.plots.add_batches(xs, losses, accs)
+            self._update_progress()
+        for epoch, logs in d.epochs:
+            self._on_epoch(epoch, logs)
+        if self.plots.isVisible():  # on another tab: keep the points, draw them when the tab is shown
+            self.plots.refresh()
+
+    def _fit_samples(self) -> int:
+        """Training examples per epoch (after the validation split), when known."""
+        return int(getattr(self, "_meta_fit_samples", 0) or 0)
+
+    def _apply_meta(self, meta: dict[str, Any]) -> None:
+        n = meta.get("train_samples")
+        if isinstance(n, int) and self._request is not None:
+            s = self._request.settings
+            fit = n - int(round(n * s.validation_split))  # as data.stratified_split does
+            self._meta_fit_samples = fit
+            self._steps_guess = max(1, math.ceil(fit / s.batch_size))
+
+    def _update_progress(self) -> None:
+        if self._request is None:
+            return
+        epochs = self._request.settings.epochs
+        epoch, batch = self._last_batch
+        x = self._last_x
+        self.epoch_bar.setValue(int(round(100 * min(1.0, x - epoch))) if x > epoch else 0)
+        self.run_bar.setValue(int(round(100 * min(1.0, x / epochs))))
+        fit = self._fit_samples()
+        if self._sps > 0:
+            left = (epochs - x) * fit / self._sps if fit else math.nan
+            self.speed_label.setText(f"{self._sps:,.0f} samples/s · {_duration(left)} left")
+        steps = self._steps_guess or self._steps.get(epoch, batch + 1)
+        # progress-bar formats, not a word-wrapped label: a label's new text re-lays out the window
+        self.epoch_bar.setFormat(f"epoch {epoch + 1}/{epochs} · batch {batch + 1}/{steps}")
+        self.run_bar.setFormat(f"run %p% · epoch {epoch + 1} of {epochs}")
+        if not self.is_paused() and not self._training_said:
+            self._training_said = True
+            self._say(f"Training {self._request.design.name}…")
+
+    def _on_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        partial = bool(logs.get("partial"))
+        if partial:  # cut short by a stop: plotted where it stopped, not used for overfitting
+            self.plots.add_epoch(max(self._last_x, epoch), logs)
+            self._log(f"epoch {epoch + 1} stopped early: loss {_num(logs.get('loss')) or math.nan:.4f}")
+            return
+        self._epochs_done = epoch + 1
+        self._epoch_logs.append(logs)
+        if epoch in self._steps and not self._fit_samples():
+            self._steps_guess = self._steps[epoch]
+        self.plots.add_epoch(epoch + 1, logs)
+        parts = [f"epoch {epoch + 1}:"]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            v = _num(logs.get(key))
+            if v is not None:
+                parts.append(f"{key} {v:.4f}")
+        self._log(" ".join(parts))
+        tl = [_num(e.get("loss")) for e in self._epoch_logs]
+        vl = [_num(e.get("val_loss")) for e in self._epoch_logs]
+        if self.plots.overfit_epoch is None and all(v is not None for v in tl + vl):
+            start = overfitting_start(tl, vl)  # type: ignore[arg-type]
+            if start is not None:
+                msg = (f"Overfitting since epoch {start}: validation loss has risen for {OVERFIT_EPOCHS} epochs "
+                       "while training loss kept falling, so the network is memorising the training examples "
+                       "instead of learning what generalises; stop earlier (early stopping), add Dropout or use "
+                       "more data.")
+                self.plots.mark_overfitting(start, msg)
+                self._log(msg)
+
+    # ---------------------------------------------------------------- run end
+    def _on_worker_done(self, result: Any) -> None:
+        self._result = result
+
+    def _on_worker_crashed(self, message: str) -> None:
+        self._crash = message
+
+    def _on_thread_finished(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        thread.wait()
+        self._timer.stop()
+        self._on_drain_timer()  # the last batches and epochs
+        self.plots.refresh()
+        result = self._result
+        worker = self._worker
+        self._thread = None
+        self._worker = None
+        if worker is not None:
+            worker.deleteLater()
+        thread.deleteLater()
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+        self.pause_button.blockSignals(False)
+        self.settings_panel.set_running(False)
+        if self._crash is not None and result is None:
+            self._finish_failed(self._crash)
+        elif result is None:
+            self._finish_failed("The run ended without a result. This is a bug in NeuralStudio: the event log has "
+                                "details.")
+        else:
+            self._finish(result)
+        self._update_buttons()
+        self.runs_panel.reload()
+        if self._pending_design is not None:
+            self.set_design(self._pending_design)
+        self._info_dirty = True
+        if self.isVisible():
+            QTimer.singleShot(0, self._update_info)
+        self.running_changed.emit(False)
+
+    def _finish_failed(self, message: str) -> None:
+        self.last_result = None
+        self.last_message = message
+        self._say(message, error=True)
+        self._log(message)
+
+    def _finish(self, result: Any) -> None:
+        self.last_result = result
+        msg = self.end_message(result)
+        self.last_message = msg
+        status = getattr(result, "status", "failed")
+        self._say(msg, error=status in ("nan", "failed"))
+        self._log(msg)
+        if status in ("finished", "early_stopped"):
+            self.epoch_bar.setValue(100)
+            self.run_bar.setValue(100)
+        model = getattr(result, "model", None)
+        if model is not None and status != "nan":
+            label = f"{self._request.design.name if self._request else 'model'} ({getattr(result, 'run_id', '')})"
+            self.model_trained.emit(model, label.strip())
+
+    def end_message(self, result: Any) -> str:
+        """The end-of-run message in plain words, with the next step where there is one."""
+        status = getattr(result, "status", "failed")
+        given = str(getattr(result, "message", "") or "").strip()
+        epochs = getattr(result, "epochs_run", self._epochs_done)
+        acc = _num(getattr(result, "test_accuracy", None))
+        vacc = _num(getattr(result, "val_accuracy", None))
+        secs = _num(getattr(result, "seconds", None)) or 0.0
+        score = ""
+        if acc is not None:
+            score = f" Test accuracy {acc:.2%}."
+        elif vacc is not None:
+            score = f" Validation accuracy {vacc:.2%}."
+        if status == "finished":
+            head = given or f"Training finished: {epochs} epochs in {_duration(secs)}."
+            nxt = " Next: draw digits in the Predict workspace, or change a setting and train again to compare."
+            return head + ("" if acc is None or f"{acc:.2%}" in head else score) + nxt
+        if status == "early_stopped":
+            head = given or (f"Early stopping ended training after {epochs} epochs: validation loss stopped "
+                             "improving, so more epochs would not help.")
+            return head + ("" if acc is None or f"{acc:.2%}" in head else score)
+        if status == "stopped":
+            e, b = self._last_batch
+            head = given or f"Stopped at epoch {e + 1}, batch {b + 1}."
+            return head + " The network keeps what it learned: press Save model… to keep it as a .keras file."
+        if status == "nan":
+            if given:
+                return given
+            e, b = self._last_batch
+            lr = self._request.settings.learning_rate if self._request else None
+            tip = f" with learning rate {lr:g}: try {lr / 10:g}" if lr else ": try a smaller learning rate"
+            return f"The loss became NaN at epoch {e + 1}, batch {b + 1}{tip}."
+        return given or "Training failed: the event log has details."
+
+    # ---------------------------------------------------------------- helpers
+    def _data_name(self) -> str:
+        if self._dataset is not None:
+            return str(getattr(self._dataset, "name", "the given data"))
+        return self.settings_panel.data_box.currentText()
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #b00020;" if error else "")
+
+    def _log(self, text: str) -> None:
+        self.log_view.appendPlainText(f"[{time.strftime('%H:%M:%S')}] {text}")
+
+    def _update_buttons(self) -> None:
+        running = self.is_running()
+        self.train_button.setEnabled(not running and self._design is not None)
+        self.measure_button.setEnabled(not running and self._design is not None)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.save_button.setEnabled(not running and getattr(self.last_result, "model", None) is not None)
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.plots.refresh()
+        if self._info_dirty and self._design is not None:
+            QTimer.singleShot(0, self._update_info)
+
+    def _update_info(self) -> None:
+        """Model size and the estimated time per epoch (from the last run of this design).
+
+        Not while a run is going: building the model here would stall the window.
+        """
+        if self._design is None or not self._info_dirty or self.is_running():
+            return
+        if "keras" not in sys.modules:  # the editor loads Keras in the background: importing it here would freeze
+            self.settings_panel.estimate_label.setText("Model size: waiting for Keras to load…")
+            QTimer.singleShot(1000, self._update_info)
+            return
+        self._info_dirty = False
+        parts = [self._model_size_text()]
+        est = self._estimate_from_runs()
+        if est:
+            parts.append(est)
+        else:
+            parts.append("Time per epoch: press Measure speed, or train once.")
+        self.settings_panel.estimate_label.setText(" ".join(parts))
+        self._detect_devices()
+
+    def _model_size_text(self) -> str:
+        """The model's size, built once per design shown (building a model takes a moment)."""
+        design = self._design
+        if self._size_for is design and self._size_text:
+            return self._size_text
+        try:
+            from neuralstudio.ml.builder import analyze
+
+            analysis = analyze(design.graph)
+            if analysis.ok:
+                p = analysis.total_params
+                text = f"Model: {p:,} parameters ({p * 4 / 1e6:.2f} MB as float32)."
+            else:
+                text = "The network cannot be built yet: " + analysis.errors[0].message
+        except Exception as exc:  # noqa: BLE001 - information only
+            text = f"Model size unknown ({exc})."
+        self._size_for, self._size_text = design, text
+        return text
+
+    def _estimate_from_runs(self) -> str:
+        recs = [r for r in self.runs_panel.records if _num(r.timing.get("samples_per_second"))]
+        if not recs:
+            return ""
+        rec = recs[0]
+        sps = _num(rec.timing.get("samples_per_second")) or 0.0
+        n = _num(rec.timing.get("train_samples")) or _num(rec.data.get("train_size")) or 0.0
+        if sps <= 0 or n <= 0:
+            return ""
+        return f"About {_duration(n / sps)} per epoch ({sps:,.0f} samples/s in the last run)."
+
+    def _detect_devices(self) -> None:
+        """Offer the GPUs TensorFlow sees; only once TensorFlow is loaded (importing it here would freeze the
+        window for seconds; the editor or the first run loads it in the background)."""
+        if self._devices_known or "tensorflow" not in sys.modules:
+            return
+        self._devices_known = True
+        try:
+            from neuralstudio.ml.devices import device_report
+
+            rep = device_report()
+        except Exception:  # noqa: BLE001 - devices are optional information
+            return
+        devs = [(f"gpu:{i}", f"GPU {i}" + (f": {g.description}" if g.description else ""))
+                for i, g in enumerate(rep.gpus)]
+        if len(devs) > 1:
+            devs.append(("all-gpus", "all GPUs"))
+        self.settings_panel.set_devices(devs)
+        if not devs and rep.gpu_reason:
+            self.settings_panel.device_box.setToolTip("No GPU: " + rep.gpu_reason)
+
+    # ------------------------------------------------------------------- slots
+    def _on_train_clicked(self) -> None:
+        self.start()
+
+    def _on_pause_toggled(self, on: bool) -> None:
+        if self._control is None or not self.is_running():
+            return
+        if on:
+            self._control.pause()
+            self.pause_button.setText("Resume")
+            self._say("Paused: press Resume to continue, or Stop.")
+            self._log("Paused.")
+        else:
+            self._control.resume()
+            self.pause_button.setText("Pause")
+            self._say("Training resumed.")
+            self._log("Resumed.")
+
+    def _on_stop_clicked(self) -> None:
+        self.stop()
+
+    def _on_save_clicked(self) -> None:
+        name = (self._request.design.name if self._request else "model") + ".keras"
+        path, _ = QFileDialog.getSaveFileName(self, "Save trained model", name, "Keras model (*.keras)")
+        if not path:
+            return
+        if not path.endswith(".keras"):
+            path += ".keras"
+        try:
+            self.save_model(path)
+        except UserError as exc:
+            self._say(str(exc), error=True)
+            return
+        self._say(f"Saved the model to {path}.")
+        self._log(f"Saved the model to {path}.")
+
+    def _on_settings_changed(self) -> None:
+        self._info_dirty = True
+
+    def _on_measure_clicked(self) -> None:
+        """Time a few real training steps on zeros of the right shape (a second or two, window busy)."""
+        if self._design is None or self.is_running():
+            return
+        try:
+            settings = self.settings_panel.settings()
+        except UserError as exc:
+            self._say(f"Cannot measure: {exc}")
+            return
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            sps = measure_samples_per_second(self._design, settings)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self._say(f"Cannot measure the speed: {exc}", error=True)
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        n = len(self._dataset.x_train) if self._dataset is not None else 8000
+        fit = n * (1 - settings.validation_split)
+        self.settings_panel.estimate_label.setText(
+            self.settings_panel.estimate_label.text().split(" Time per epoch")[0].split(" About")[0]
+            + f" About {_duration(fit / sps)} per epoch (measured {sps:,.0f} samples/s on this machine).")
+
+    def _on_overlay_changed(self, records: list[RunRecord]) -> None:
+        self.plots.set_overlays([(run_label(r), r.history()) for r in records])
+
+    def _on_compare_requested(self) -> None:
+        self.runs_panel.show_comparison()
+
+    def _on_export_csv(self) -> None:
+        rec = self.runs_panel.selected_or_ticked()
+        if rec is None:
+            self._say("There is no run to export yet.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export curves", f"{rec.id}.csv", "CSV (*.csv)")
+        if path:
+            self.runs_panel.write_csv(rec, path)
+            self._say(f"Wrote the curves of run {rec.id} to {path}.")
+
+    def _on_export_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "training.png", "PNG image (*.png)")
+        if path:
+            written = self.plots.export_png(path)
+            self._say("Wrote " + " and ".join(os.path.basename(p) for p in written) + ".")
+
+
+def measure_samples_per_second(design: Design, settings: Any, steps: int = 5) -> float:
+    """Samples per second of a few real training steps of ``design`` on zeros (after one warm-up step)."""
+    import numpy as np
+
+    from neuralstudio.ml.builder import build_model
+
+    model = build_model(design.graph)
+    loss = settings.loss
+    model.compile(optimizer="adam", loss=loss)
+    shape = tuple(d if d is not None else settings.batch_size for d in model.inputs[0].shape)
+    shape = (settings.batch_size, *shape[1:])
+    x = np.zeros(shape, dtype="float32")
+    out_shape = tuple(model.outputs[0].shape)
+    if loss == "sparse_categorical_crossentropy":
+        y = np.zeros((settings.batch_size,), dtype="int64")
+    else:
+        y = np.zeros((settings.batch_size, *out_shape[1:]), dtype="float32")
+    model.train_on_batch(x, y)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return steps * settings.batch_size / (time.perf_counter() - t0)

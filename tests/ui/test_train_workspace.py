@@ -1,0 +1,252 @@
+"""The Train workspace, driven through its real widgets with real (tiny) training runs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from neuralstudio.core.design import Design
+from neuralstudio.core.graph import Graph
+from neuralstudio.core.runs import RunsStore
+from neuralstudio.core.training_settings import TrainingSettings
+
+pytest.importorskip("pytestqt")
+
+from neuralstudio.ui.train import workspace as ws_mod  # noqa: E402
+from neuralstudio.ui.train.workspace import TrainWorkspace  # noqa: E402
+
+RUN_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    """600 training and 100 test images of the bundled MNIST sample."""
+    from neuralstudio.ml.data import Dataset, load_dataset
+
+    ds = load_dataset("mnist-sample")
+    return Dataset(name="mnist-sample (600)", x_train=ds.x_train[:600], y_train=ds.y_train[:600],
+                   x_test=ds.x_test[:100], y_test=ds.y_test[:100], class_names=ds.class_names, source="test slice")
+
+
+def tiny_design(name: str = "tiny", activation: str = "softmax", hidden: int = 16, **training) -> Design:
+    g = Graph()
+    a = g.add_node("InputLayer", {"batch_shape": [None, 28, 28]}, name="image")
+    b = g.add_node("Flatten", {}, name="flat")
+    c = g.add_node("Dense", {"units": hidden, "activation": "relu"}, name="hidden")
+    d = g.add_node("Dense", {"units": 10, "activation": activation}, name="digit")
+    g.connect(a.id, b.id)
+    g.connect(b.id, c.id)
+    g.connect(c.id, d.id)
+    settings = TrainingSettings(**{"batch_size": 32, "epochs": 2, "validation_split": 0.2, **training})
+    return Design(graph=g, training=settings, name=name)
+
+
+@pytest.fixture
+def workspace(qtbot, tmp_path, tiny_data):
+    ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
+    qtbot.addWidget(ws)
+    ws.set_dataset(tiny_data)
+    ws.resize(1200, 800)
+    yield ws
+    # every test must leave no running QThread
+    TrainWorkspace.confirm_close = staticmethod(lambda _parent: True)
+    try:
+        assert ws.request_close()
+    finally:
+        TrainWorkspace.confirm_close = staticmethod(ws_mod.default_confirm_close)
+    assert ws_mod.running_training_threads() == 0
+
+
+def run_to_end(qtbot, ws: TrainWorkspace) -> None:
+    qtbot.waitUntil(lambda: not ws.is_running(), timeout=RUN_TIMEOUT_MS)
+
+
+def wait_for_batches(qtbot, ws: TrainWorkspace, n: int = 1) -> None:
+    qtbot.waitUntil(lambda: len(ws.plots.loss.batch) >= n, timeout=RUN_TIMEOUT_MS)
+
+
+def test_train_button_runs_and_plots_hold_reported_values(qtbot, workspace, tmp_path):
+    ws = workspace
+    ws.show()
+    qtbot.waitExposed(ws)
+    ws.set_design(tiny_design(epochs=2))
+    trained = []
+    ws.model_trained.connect(lambda model, label: trained.append((model, label)))
+    states = []
+    ws.running_changed.connect(states.append)
+    with qtbot.waitSignal(ws.running_changed, timeout=5000):
+        qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+    assert ws.is_running() and not ws.train_button.isEnabled() and ws.stop_button.isEnabled()
+    run_to_end(qtbot, ws)
+    assert states == [True, False]
+    res = ws.last_result
+    assert res is not None and res.status == "finished", ws.last_message
+    assert "finished" in ws.last_message.lower() or "trained" in ws.last_message.lower()
+    # per-epoch curves hold exactly what the trainer reported, at x = 1, 2
+    np.testing.assert_allclose(ws.plots.loss.train.y, res.history["loss"])
+    np.testing.assert_allclose(ws.plots.loss.val.y, res.history["val_loss"])
+    np.testing.assert_allclose(ws.plots.acc.val.y, res.history["val_accuracy"])
+    np.testing.assert_allclose(ws.plots.loss.train.x, [1.0, 2.0])
+    x, y = ws.plots.loss.val_curve.getData()
+    np.testing.assert_allclose(y, res.history["val_loss"])
+    # per-batch curve: the recorded batch points, in epochs on the x axis, ending at each epoch's end
+    rec = ws.runs_store.get(res.run_id)
+    np.testing.assert_allclose(ws.plots.loss.batch.y, [p["loss"] for p in rec.batches])
+    bx = ws.plots.loss.batch.x
+    assert np.all(np.diff(bx) > 0) and bx[-1] == pytest.approx(2.0)
+    assert any(v == pytest.approx(1.0) for v in bx)
+    assert ws.plots.refresh_count >= 2  # live refreshes while the run went on
+    # the model is handed over, the run is in the table, and progress is full
+    assert trained and trained[0][0] is res.model
+    assert ws.run_bar.value() == 100
+    assert ws.runs_panel.table.rowCount() == 1
+    assert ws.save_button.isEnabled()
+
+
+def test_pause_resume_stop_keeps_the_model(qtbot, workspace, tmp_path):
+    ws = workspace
+    ws.set_design(tiny_design(epochs=200, batch_size=8))
+    qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+    wait_for_batches(qtbot, ws, 3)
+    qtbot.mouseClick(ws.pause_button, Qt.MouseButton.LeftButton)
+    assert ws.is_paused() and ws.pause_button.text() == "Resume"
+    qtbot.wait(400)  # let the worker reach the pause point and the timer drain what came before it
+    n = len(ws.plots.loss.batch)
+    qtbot.wait(600)
+    assert len(ws.plots.loss.batch) == n, "batches arrived while paused"
+    qtbot.mouseClick(ws.pause_button, Qt.MouseButton.LeftButton)
+    assert not ws.is_paused()
+    wait_for_batches(qtbot, ws, n + 1)
+    qtbot.mouseClick(ws.stop_button, Qt.MouseButton.LeftButton)
+    run_to_end(qtbot, ws)
+    res = ws.last_result
+    assert res.status == "stopped"
+    assert "keeps what it learned" in ws.last_message
+    assert ws.save_button.isEnabled()
+    out = tmp_path / "kept.keras"
+    ws.save_model(str(out))
+    import keras
+
+    model = keras.saving.load_model(out)
+    np.testing.assert_allclose(model.get_weights()[0], res.model.get_weights()[0])
+
+
+def test_close_during_training_stops_cleanly(qtbot, workspace, monkeypatch):
+    ws = workspace
+    ws.set_design(tiny_design(epochs=500, batch_size=8))
+    qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+    wait_for_batches(qtbot, ws, 2)
+    asked = []
+    monkeypatch.setattr(TrainWorkspace, "confirm_close", staticmethod(lambda parent: asked.append(parent) or False))
+    assert ws.request_close() is False and ws.is_running()  # "No": keep training
+    monkeypatch.setattr(TrainWorkspace, "confirm_close", staticmethod(lambda parent: asked.append(parent) or True))
+    assert ws.request_close() is True
+    assert len(asked) == 2
+    assert not ws.is_running()
+    assert ws_mod.running_training_threads() == 0
+    assert ws.last_result.status == "stopped"
+
+
+def test_nan_run_says_what_to_try(qtbot, workspace):
+    ws = workspace
+    ws.set_design(tiny_design(epochs=3, optimizer="sgd", learning_rate=100.0, activation="linear", hidden=64,
+                              loss="mean_squared_error"))
+    qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+    run_to_end(qtbot, ws)
+    assert ws.last_result.status == "nan", ws.last_message
+    msg = ws.status_label.text()
+    assert "NaN" in msg or "infinite" in msg
+    assert "learning rate 100" in msg and "try 10" in msg
+    assert "color: #b00020" in ws.status_label.styleSheet()
+
+
+def test_compare_two_runs_overlays_and_diff(qtbot, workspace, tmp_path):
+    ws = workspace
+    for lr in (0.01, 0.001):
+        ws.set_design(tiny_design(name="cmp", epochs=1, learning_rate=lr))
+        qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+        run_to_end(qtbot, ws)
+        assert ws.last_result.status == "finished", ws.last_message
+    table = ws.runs_panel.table
+    assert table.rowCount() == 2
+    for row in range(2):
+        table.item(row, 0).setCheckState(Qt.CheckState.Checked)
+    assert len(ws.plots.loss.overlays) == 4  # two runs x (loss, val loss)
+    assert len(ws.plots.acc.overlays) == 4
+    names = [ov.name() for ov in ws.plots.loss.overlays]
+    assert any("lr=0.01 loss" in n for n in names) and any("lr=0.001 val loss" in n for n in names)
+    legend_names = [label.text for _sample, label in ws.plots.loss.legend.items]
+    assert any("lr=0.01" in n for n in legend_names)
+    _x, y = ws.plots.loss.overlays[0].getData()
+    assert len(y) == 1 and math.isfinite(y[0])
+    assert ws.runs_panel.compare_button.isEnabled()
+    qtbot.mouseClick(ws.runs_panel.compare_button, Qt.MouseButton.LeftButton)
+    text = ws.runs_panel.diff_label.text()
+    assert "learning_rate" in text and "0.01" in text and "0.001" in text
+    # unticking removes the overlays
+    table.item(0, 0).setCheckState(Qt.CheckState.Unchecked)
+    assert len(ws.plots.loss.overlays) == 2
+    # export the curves of a run and the plots
+    rec = ws.runs_panel.ticked()[0]
+    csv_path = tmp_path / "curves.csv"
+    ws.runs_panel.write_csv(rec, str(csv_path))
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("kind,epoch,batch,x_epochs,loss,accuracy,val_loss,val_accuracy")
+    assert lines[1].startswith("epoch,1,,1,")
+    assert any(line.startswith("batch,1,") for line in lines)
+    written = ws.plots.export_png(str(tmp_path / "plots.png"))
+    from PIL import Image
+
+    for p in written:
+        with Image.open(p) as im:
+            assert im.size[0] >= 600
+
+
+def test_editing_the_design_does_not_change_the_run(qtbot, workspace):
+    ws = workspace
+    design = tiny_design(epochs=1)
+    ws.set_design(design)
+    qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+    design.graph.set_param(design.graph.node_by_name("hidden").id, "units", 3)
+    # the Design workspace hands over an edited design while the run goes on
+    ws.set_design(tiny_design(name="edited", epochs=7))
+    assert ws.settings_panel.epochs_box.value() == 1  # the form still shows the run's settings
+    run_to_end(qtbot, ws)
+    assert ws.last_result.status == "finished"
+    assert ws.last_result.model.get_layer("hidden").units == 16
+    assert ws.settings_panel.epochs_box.value() == 7  # the new design is shown once the run ended
+    assert "edited" in ws.design_label.text()
+
+
+def test_missing_data_source_is_reported_readably(qtbot, workspace):
+    ws = workspace
+    ws.set_design(tiny_design())
+    ws.set_dataset(None)
+    box = ws.settings_panel.data_box
+    box.addItem("/nonexistent/folder", "/nonexistent/folder")
+    box.setCurrentIndex(box.count() - 1)
+    qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+    run_to_end(qtbot, ws)
+    assert ws.last_result is None
+    text = ws.status_label.text()
+    assert "/nonexistent/folder" in text and "Traceback" not in text
+    assert "color: #b00020" in ws.status_label.styleSheet()
+    assert ws.train_button.isEnabled()
+
+
+def test_model_size_and_measured_time_per_epoch(qtbot, workspace):
+    import keras  # noqa: F401 - in the app, the KerasLoader has loaded it in the background by now
+
+    ws = workspace
+    ws.show()
+    qtbot.waitExposed(ws)
+    ws.set_design(tiny_design(hidden=16))
+    # 28*28*16+16 + 16*10+10 parameters
+    qtbot.waitUntil(lambda: "12,730 parameters" in ws.settings_panel.estimate_label.text(), timeout=30_000)
+    qtbot.mouseClick(ws.measure_button, Qt.MouseButton.LeftButton)
+    text = ws.settings_panel.estimate_label.text()
+    assert "per epoch (measured" in text and "samples/s" in text, text
+    assert "12,730 parameters" in text
