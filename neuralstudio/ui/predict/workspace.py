@@ -1,0 +1,439 @@
+"""The Predict workspace: draw a digit (or open a picture) and watch what the network thinks.
+
+Layout: the canvas with its tools on the left; on the right the predicted digit
+(large, with its confidence, or "not sure"), the bar chart of the ten
+probabilities and the 28x28 image the network actually receives, magnified.
+
+Speed: the canvas emits ``changed`` on every pen move; the workspace does not
+predict in that handler but starts a 0-ms single-shot timer, so a burst of
+queued moves produces one prediction after they are all painted (the event loop
+coalesces them).  A prediction is preparation (~0.3 ms) plus one call of a
+warmed-up graph function (:class:`~neuralstudio.ml.inference.Predictor`).
+
+Models are loaded, copied and warmed up on a background thread (Keras import
+and loading take seconds); until then the workspace says "loading model...".
+A model handed over by the training tab is copied first (``clone_model`` +
+``set_weights``), so a model that is still training is never used here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont, QImage, QPixmap, QShowEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from neuralstudio.core.errors import UserError
+from neuralstudio.core.paths import bundled_models_dir
+from neuralstudio.ml.preprocess import ImageFileError, load_gray_image, prepare_digit
+from neuralstudio.ui.predict.canvas import DigitCanvas
+from neuralstudio.ui.predict.probability_chart import ProbabilityChart
+from neuralstudio.ui.tasks import TaskRunner
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+PREVIEW_SCALE = 5
+BUNDLED_LABEL = "bundled digit model"
+
+
+def bundled_model_path() -> Path:
+    """Where the pretrained digit model ships."""
+    return bundled_models_dir() / "digits.keras"
+
+
+# The background jobs load or copy the model and check its shapes (seconds: Keras import, file
+# reading).  The prediction function itself is traced and warmed up on the GUI thread (well under a
+# second): TensorFlow's graph tracing keeps per-thread Python state, and a second trace on the
+# loader QThread crashed the interpreter (segfault in graph_def_versions, TF 2.21, measured).
+
+
+def _load_file_job(path: str, trusted: bool) -> Any:
+    from neuralstudio.ml.inference import check_model
+    from neuralstudio.ml.model_files import load_keras_model
+
+    model = load_keras_model(path, trusted=trusted)
+    check_model(model)
+    return model
+
+
+def _copy_job(model: Any) -> Any:
+    from neuralstudio.ml.inference import check_model, inference_copy
+
+    check_model(model)
+    return inference_copy(model)
+
+
+def _same_job(model: Any) -> Any:
+    from neuralstudio.ml.inference import check_model
+
+    check_model(model)
+    return model
+
+
+class PredictWorkspace(QWidget):
+    """Draw a digit and see the network's prediction live.
+
+    Args:
+        parent: the parent widget (the main window's tab widget), or None to stand alone.
+        runner: the background task runner to load models on; the workspace makes
+            its own when None (and stops it in :meth:`shutdown`).
+        load_bundled: load the bundled model the first time the workspace is shown
+            (unless a model was set before).
+
+    Signals:
+        model_changed(str): a model is ready; the text says which.
+        model_failed(str): a model could not be used; the message says why.
+        predicted(int, float): a prediction was shown (class, confidence), -1 when empty.
+    """
+
+    model_changed = Signal(str)
+    model_failed = Signal(str)
+    predicted = Signal(int, float)
+
+    def __init__(self, parent: QWidget | None = None, runner: TaskRunner | None = None,
+                 load_bundled: bool = True) -> None:
+        super().__init__(parent)
+        self.setObjectName("predictWorkspace")
+        self.setAcceptDrops(True)
+        self._own_runner = runner is None
+        self._runner = runner or TaskRunner(self, name="neuralstudio-predict")
+        self._load_bundled = load_bundled
+        self._generation = 0  # newest model request; older results are dropped
+        self._loading = False
+        self._pending = False
+        self.predictor: Any = None
+        self.source_label = ""
+        self.last_input: np.ndarray = np.zeros((28, 28), dtype=np.float32)
+        self.last_probabilities: np.ndarray | None = None
+        self.prediction_count = 0
+        self._build()
+        self._show_prediction(None)
+
+    # ----- layout -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.canvas = DigitCanvas(self)
+        self.canvas.changed.connect(self._on_canvas_changed)
+
+        self.undoButton = QPushButton("Undo stroke", self)
+        self.undoButton.setObjectName("undoStrokeButton")
+        self.undoButton.setShortcut("Ctrl+Z")
+        self.undoButton.setToolTip("Remove the last stroke (Ctrl+Z)")
+        self.undoButton.clicked.connect(self.canvas.undo_stroke)
+        self.clearButton = QPushButton("Clear", self)
+        self.clearButton.setObjectName("clearCanvasButton")
+        self.clearButton.setAccessibleName("clearCanvasButton")
+        self.clearButton.setToolTip("Erase the whole drawing (Delete)")
+        self.clearButton.setShortcut("Delete")
+        self.clearButton.clicked.connect(self.canvas.clear)
+        self.eraserButton = QToolButton(self)
+        self.eraserButton.setObjectName("eraserButton")
+        self.eraserButton.setText("Eraser")
+        self.eraserButton.setCheckable(True)
+        self.eraserButton.setToolTip("Erase with the left button too (the right button always erases)")
+        self.eraserButton.toggled.connect(self._on_eraser_toggled)
+        tools = QHBoxLayout()
+        tools.addWidget(self.undoButton)
+        tools.addWidget(self.eraserButton)
+        tools.addStretch(1)
+        tools.addWidget(self.clearButton)
+
+        hint = QLabel("Draw one digit, as large as you like, anywhere on the black square.", self)
+        hint.setWordWrap(True)
+        hint.setMaximumWidth(self.canvas.width())
+        left = QVBoxLayout()
+        left.addWidget(hint)
+        left.addWidget(self.canvas, 0, Qt.AlignmentFlag.AlignHCenter)
+        left.addLayout(tools)
+        left.addStretch(1)
+
+        self.predictionLabel = QLabel("", self)
+        self.predictionLabel.setObjectName("predictionLabel")
+        self.predictionLabel.setAccessibleName("predictionLabel")
+        big = QFont(self.font())
+        big.setPointSizeF(big.pointSizeF() * 4.5)
+        big.setBold(True)
+        self.predictionLabel.setFont(big)
+        self.predictionLabel.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.predictionLabel.setMinimumWidth(110)
+        self.confidenceLabel = QLabel("", self)
+        self.confidenceLabel.setObjectName("confidenceLabel")
+        self.confidenceLabel.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.preview = QLabel(self)
+        self.preview.setObjectName("inputPreview")
+        self.preview.setAccessibleName("inputPreview")
+        self.preview.setToolTip("The 28x28 image the network receives (cropped, scaled to 20 px, centred by mass)")
+        self.preview.setFixedSize(28 * PREVIEW_SCALE + 2, 28 * PREVIEW_SCALE + 2)
+        self.preview.setFrameShape(QFrame.Shape.Box)
+        preview_caption = QLabel("What the network sees (28x28)", self)
+        preview_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.chart = ProbabilityChart(self)
+
+        top = QGridLayout()
+        top.addWidget(self.predictionLabel, 0, 0)
+        top.addWidget(self.confidenceLabel, 1, 0)
+        top.addWidget(self.preview, 0, 1, Qt.AlignmentFlag.AlignCenter)
+        top.addWidget(preview_caption, 1, 1)
+        top.setColumnStretch(0, 1)
+
+        self.modelLabel = QLabel("Model: none yet", self)
+        self.modelLabel.setObjectName("modelSourceLabel")
+        self.modelLabel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.bundledButton = QPushButton("Bundled model", self)
+        self.bundledButton.setObjectName("bundledModelButton")
+        self.bundledButton.setToolTip("Use the pretrained digit model that ships with NeuralStudio")
+        self.bundledButton.clicked.connect(self.load_bundled_model)
+        self.openModelButton = QPushButton("Open model...", self)
+        self.openModelButton.setObjectName("openModelButton")
+        self.openModelButton.setToolTip("Use a .keras or .h5 model file (input 28x28, 10 outputs)")
+        self.openModelButton.clicked.connect(self._on_open_model_clicked)
+        self.openImageButton = QPushButton("Open image...", self)
+        self.openImageButton.setObjectName("openImageButton")
+        self.openImageButton.setToolTip("Predict a PNG or JPEG picture of a digit (or drop it here)")
+        self.openImageButton.clicked.connect(self._on_open_image_clicked)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.modelLabel, 1)
+        model_row.addWidget(self.bundledButton)
+        model_row.addWidget(self.openModelButton)
+        model_row.addWidget(self.openImageButton)
+
+        self.statusLabel = QLabel("", self)
+        self.statusLabel.setObjectName("predictStatus")
+        self.statusLabel.setWordWrap(True)
+        self.statusLabel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+
+        right = QVBoxLayout()
+        right.addLayout(top)
+        right.addWidget(self.chart, 1)
+
+        body = QHBoxLayout()
+        body.addLayout(left)
+        body.addLayout(right, 1)
+        outer = QVBoxLayout(self)
+        outer.addLayout(model_row)
+        outer.addLayout(body, 1)
+        outer.addWidget(self.statusLabel)
+
+    # ----- models -----------------------------------------------------------------------------
+    @property
+    def is_loading(self) -> bool:
+        return self._loading
+
+    def _start(self, job: Any, label: str) -> None:
+        self._generation += 1
+        gen = self._generation
+        self._loading = True
+        self._set_status(f"loading model... ({label})")
+        self._runner.submit(job, lambda p: self._on_model_ready(gen, p, label),
+                            lambda exc, tb: self._on_model_error(gen, exc, label))
+
+    def set_model(self, model: Any, source_label: str, copy: bool = True) -> None:
+        """Predict with ``model`` (e.g. the one just trained); an independent copy is made in the background.
+
+        Args:
+            model: a built ``keras.Model``.
+            source_label: how the model is named in the workspace ("trained: run 3").
+            copy: copy first (leave True for a model that may still be training).
+        """
+        self._load_bundled = False
+        self._start((lambda: _copy_job(model)) if copy else (lambda: _same_job(model)), source_label)
+
+    def load_model_file(self, path: str | os.PathLike[str], trusted: bool = False) -> None:
+        """Load a ``.keras``/``.h5`` file in the background and predict with it once it is ready."""
+        self._load_bundled = False
+        p = str(path)
+        self._start(lambda: _load_file_job(p, trusted), Path(p).name)
+
+    def load_bundled_model(self) -> None:
+        """Use the pretrained digit model in ``models/``."""
+        self._load_bundled = False
+        path = bundled_model_path()
+        if not path.exists():
+            self._on_model_error(self._generation, UserError(
+                f"The bundled model is missing ({path}). Train it with `python tools/train_bundled_model.py`, "
+                "or open a model file."), BUNDLED_LABEL)
+            return
+        p = str(path)
+        self._start(lambda: _load_file_job(p, False), BUNDLED_LABEL)
+
+    def _on_model_ready(self, gen: int, model: Any, label: str) -> None:
+        if gen != self._generation:
+            return
+        from neuralstudio.ml.inference import Predictor
+
+        try:
+            predictor = Predictor(model)  # trace + warm up here, on the GUI thread (see _load_file_job)
+        except Exception as exc:  # noqa: BLE001 - shown as a message, never raised into Qt
+            self._on_model_error(gen, exc, label)
+            return
+        self._loading = False
+        self.predictor = predictor
+        self.source_label = label
+        self.modelLabel.setText(f"Model: {label}")
+        self._set_status("")
+        self.model_changed.emit(label)
+        self._predict_now()
+
+    def _on_model_error(self, gen: int, exc: BaseException, label: str) -> None:
+        if gen != self._generation:
+            return
+        self._loading = False
+        if isinstance(exc, UserError):
+            message = str(exc)
+        else:
+            message = f"The model could not be used: {type(exc).__name__}: {exc}"
+        kept = f" Still using: {self.source_label}." if self.predictor is not None else ""
+        self._set_status(f"{label}: {message}{kept}", error=True)
+        self.model_failed.emit(message)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.statusLabel.setText(text)
+        self.statusLabel.setStyleSheet("color: #b00020;" if error else "")
+        self.statusLabel.setProperty("isError", error)
+
+    # ----- images -----------------------------------------------------------------------------
+    def open_image(self, path: str | os.PathLike[str]) -> bool:
+        """Show a picture of a digit on the canvas and predict it; False (with a message) if unreadable."""
+        try:
+            gray = load_gray_image(path)
+        except ImageFileError as exc:
+            self._set_status(str(exc), error=True)
+            return False
+        self.canvas.set_background(gray)
+        self._set_status(f"Image: {Path(path).name}")
+        return True
+
+    def _on_open_image_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a picture of a digit", "", "Images (*.png *.jpg *.jpeg)")
+        if path:
+            self.open_image(path)
+
+    def _on_open_model_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model", "", "Keras models (*.keras *.h5 *.hdf5)")
+        if path:
+            self.load_model_file(path)
+
+    @staticmethod
+    def _dropped_file(event: QDragEnterEvent | QDropEvent) -> str | None:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES + MODEL_SUFFIXES):
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_file(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self._dropped_file(event)
+        if not path:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if path.lower().endswith(IMAGE_SUFFIXES):
+            self.open_image(path)
+        else:
+            self.load_model_file(path)
+
+    # ----- prediction -------------------------------------------------------------------------
+    def _on_eraser_toggled(self, on: bool) -> None:
+        self.canvas.eraser = on
+
+    def _on_canvas_changed(self) -> None:
+        if not self._pending:
+            self._pending = True
+            QTimer.singleShot(0, self._on_predict_due)
+
+    def _on_predict_due(self) -> None:
+        self._pending = False
+        self._predict_now()
+
+    def _predict_now(self) -> None:
+        """Prepare the canvas image, predict, and show the result (called once per burst of moves)."""
+        if self.canvas.is_empty():
+            self.last_input = np.zeros((28, 28), dtype=np.float32)
+            self._show_prediction(None)
+            return
+        x = prepare_digit(self.canvas.image_array())
+        self.last_input = x
+        self._show_preview(x)
+        if not x.any():  # everything was erased
+            self._show_prediction(None)
+            return
+        if self.predictor is None:
+            if not self._loading:
+                self._set_status("No model yet: open a model file or use the bundled model.", error=True)
+            return
+        try:
+            prediction = self.predictor.predict(x)
+        except Exception as exc:  # noqa: BLE001 - shown, never raised into Qt
+            self._set_status(f"Prediction failed: {type(exc).__name__}: {exc}", error=True)
+            return
+        self._show_prediction(prediction)
+
+    def _show_preview(self, x: np.ndarray) -> None:
+        data = np.ascontiguousarray((x * 255).astype(np.uint8))
+        img = QImage(data.data, 28, 28, 28, QImage.Format.Format_Grayscale8).copy()
+        dpr = max(1.0, float(self.preview.devicePixelRatioF()))
+        size = round(28 * PREVIEW_SCALE * dpr)  # device pixels, so HiDPI screens show sharp squares too
+        pix = QPixmap.fromImage(img.scaled(size, size, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                           Qt.TransformationMode.FastTransformation))
+        pix.setDevicePixelRatio(dpr)
+        self.preview.setPixmap(pix)
+
+    def _show_prediction(self, prediction: Any) -> None:
+        self.prediction_count += 1
+        if prediction is None:
+            self.last_probabilities = None
+            self.chart.set_probabilities(None)
+            self.predictionLabel.setText("–")
+            self.predictionLabel.setProperty("predictedClass", -1)
+            self.predictionLabel.setToolTip("")
+            self.confidenceLabel.setText("draw a digit")
+            self._show_preview(np.zeros((28, 28), dtype=np.float32))
+            self.predicted.emit(-1, 0.0)
+            return
+        self.last_probabilities = prediction.probabilities
+        self.chart.set_probabilities(prediction.probabilities, prediction.sure)
+        self.predictionLabel.setProperty("predictedClass", prediction.digit)
+        if prediction.sure:
+            self.predictionLabel.setText(str(prediction.digit))
+            self.confidenceLabel.setText(f"{prediction.confidence:.0%} sure")
+        else:
+            self.predictionLabel.setText(f"{prediction.digit}?")
+            self.confidenceLabel.setText(f"not sure ({prediction.confidence:.0%})")
+        self.predictionLabel.setAccessibleDescription(self.confidenceLabel.text())
+        self.predicted.emit(prediction.digit, prediction.confidence)
+
+    # ----- lifecycle --------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._load_bundled and self.predictor is None and not self._loading:
+            self._load_bundled = False
+            QTimer.singleShot(0, self.load_bundled_model)
+
+    def shutdown(self) -> None:
+        """Stop the workspace's own loader thread (call before the window closes)."""
+        if self._own_runner:
+            self._runner.shutdown()
