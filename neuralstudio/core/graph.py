@@ -158,15 +158,20 @@ class Graph:
         return dict(self._positions)
 
     def topological_order(self) -> list[str]:
-        """Kahn's algorithm, stable in insertion order; raises on a cycle."""
+        """Kahn's algorithm, stable in insertion order; raises on a cycle.
+
+        A node that ``shares`` another's layer comes after that node, since the
+        layer is created by its first call.
+        """
+        deps = [(e.src, e.dst) for e in self._edges]
+        deps += [(n.shares, n.id) for n in self._nodes.values() if n.shares in self._nodes]
         indeg = {n: 0 for n in self._nodes}
-        for e in self._edges:
-            indeg[e.dst] += 1
+        out: dict[str, list[str]] = {n: [] for n in self._nodes}
+        for src, dst in deps:
+            indeg[dst] += 1
+            out[src].append(dst)
         ready = [n for n in self._nodes if indeg[n] == 0]
         order: list[str] = []
-        out: dict[str, list[str]] = {n: [] for n in self._nodes}
-        for e in self._edges:
-            out[e.src].append(e.dst)
         i = 0
         while i < len(ready):
             n = ready[i]

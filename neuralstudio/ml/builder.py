@@ -364,7 +364,7 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
     if build and not failed and not result.errors and graph.outputs():
         try:
             ins = [tensors[i] for i in graph.inputs()]
-            outs = [tensors[o] for o in graph.outputs()]
+            outs = [_pick(tensors[o], 0) for o in graph.outputs()]
             result.model = keras.Model(
                 inputs=ins[0] if len(ins) == 1 else ins,
                 outputs=outs[0] if len(outs) == 1 else outs,
