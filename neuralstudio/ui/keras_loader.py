@@ -1,0 +1,85 @@
+"""Loads Keras, TensorFlow and the layer catalog in the background at start-up.
+
+Importing TensorFlow takes seconds; the window must appear in well under a
+second.  The loader is the first task of the window's :class:`TaskRunner`, so
+every later task that needs Keras (analysis, opening a model) queues behind it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
+
+from neuralstudio.ui.tasks import TaskRunner
+
+
+def _import_and_catalog() -> dict[str, Any]:
+    import keras
+
+    from neuralstudio.ml import catalog as catalog_mod
+
+    return {"catalog": catalog_mod.catalog(), "keras_version": keras.__version__}
+
+
+def _load() -> dict[str, Any]:
+    """Import TensorFlow in a plain Python thread and wait for it (this runs on the task QThread).
+
+    Measured: when TensorFlow is first imported inside a QThread, building
+    NASNetMobile later crashes the process (segfault in a TF random op), while
+    an import in a Python ``threading.Thread`` (or the main thread) is fine.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = _import_and_catalog()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the task thread below
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="neuralstudio-import-keras", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class KerasLoader(QObject):
+    """Starts the background import and says when it is done."""
+
+    loaded = Signal()
+    failed = Signal(str)
+
+    def __init__(self, runner: TaskRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.is_loaded = False
+        self.error: str | None = None
+        self.catalog: dict[str, Any] = {}
+        self.keras_version = ""
+
+    def start(self) -> None:
+        self.runner.submit(_load, self._on_done, self._on_error)
+
+    def wait(self, timeout_ms: int = 120_000) -> bool:
+        """Wait (with a live event loop) until loading ends; True when Keras is ready."""
+        if self.is_loaded or self.error:
+            return self.is_loaded
+        loop = QEventLoop()
+        self.loaded.connect(loop.quit)
+        self.failed.connect(loop.quit)
+        QTimer.singleShot(timeout_ms, loop.quit)
+        loop.exec()
+        return self.is_loaded
+
+    def _on_done(self, result: dict[str, Any]) -> None:
+        self.catalog = result["catalog"]
+        self.keras_version = result["keras_version"]
+        self.is_loaded = True
+        self.loaded.emit()
+
+    def _on_error(self, exc: BaseException, _tb: str) -> None:
+        self.error = f"Keras could not be loaded: {exc}"
+        self.failed.emit(self.error)

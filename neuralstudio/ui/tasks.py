@@ -1,0 +1,103 @@
+"""A worker thread that runs Qt-free functions one after another, off the GUI thread.
+
+Keras loading, model import and graph analysis all go through one
+:class:`TaskRunner`, so they run in the order they were asked for: anything
+submitted after the Keras loader naturally waits for Keras without the window
+freezing.  Results come back as queued signals on the GUI thread; the worker
+never touches a widget, and every exception is caught there and sent back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
+
+_Done = Callable[[Any], None]
+_Failed = Callable[[BaseException, str], None]
+
+
+class _Worker(QObject):
+    finished = Signal(int, object, object)  # task id, result, (exception, traceback text) or None
+
+    @Slot(int, object)
+    def run(self, task_id: int, fn: Callable[[], Any]) -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - sent to the GUI thread, never raised here
+            self.finished.emit(task_id, None, (exc, traceback.format_exc()))
+            return
+        self.finished.emit(task_id, result, None)
+
+
+class TaskRunner(QObject):
+    """Runs submitted callables in order on one background QThread."""
+
+    _submit = Signal(int, object)
+
+    def __init__(self, parent: QObject | None = None, name: str = "neuralstudio-tasks") -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName(name)
+        self._worker = _Worker()
+        self._worker.moveToThread(self._thread)
+        self._submit.connect(self._worker.run)
+        self._worker.finished.connect(self._on_finished)
+        self._ids = itertools.count(1)
+        self._callbacks: dict[int, tuple[_Done | None, _Failed | None]] = {}
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._callbacks)
+
+    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[BaseException, str], None] | None = None) -> int:
+        """Queue ``fn``; ``on_done(result)`` or ``on_error(exc, tb)`` is called on the GUI thread."""
+        task_id = next(self._ids)
+        self._callbacks[task_id] = (on_done, on_error)
+        self._submit.emit(task_id, fn)
+        return task_id
+
+    def call(self, fn: Callable[[], Any], timeout_ms: int = 600_000) -> Any:
+        """Run ``fn`` in the background and wait for it with a local event loop (the window stays live)."""
+        box: dict[str, Any] = {}
+        loop = QEventLoop()
+
+        def done(result: Any) -> None:
+            box["result"] = result
+            loop.quit()
+
+        def error(exc: BaseException, _tb: str) -> None:
+            box["error"] = exc
+            loop.quit()
+
+        self.submit(fn, done, error)
+        if "result" not in box and "error" not in box:
+            QTimer.singleShot(timeout_ms, loop.quit)
+            loop.exec()
+        if "error" in box:
+            raise box["error"]
+        if "result" not in box:
+            raise TimeoutError("The background task did not finish in time.")
+        return box["result"]
+
+    def shutdown(self) -> None:
+        """Let the current task finish, then stop the thread (destroying a running QThread aborts)."""
+        if self._thread.isRunning():
+            self._thread.quit()
+            self._thread.wait()
+        self._callbacks.clear()
+
+    @Slot(int, object, object)
+    def _on_finished(self, task_id: int, result: Any, error: Any) -> None:
+        on_done, on_error = self._callbacks.pop(task_id, (None, None))
+        if error is not None:
+            if on_error is not None:
+                on_error(error[0], error[1])
+            return
+        if on_done is not None:
+            on_done(result)

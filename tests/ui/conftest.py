@@ -1,0 +1,80 @@
+"""Shared fixtures of the GUI tests: private settings, no QThread left running, a main window."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QSettings, QThread
+
+
+@pytest.fixture(autouse=True)
+def _private_qsettings(tmp_path, monkeypatch):
+    """QSettings of a test go to a temporary folder, never to the user's real settings."""
+    folder = tmp_path / "qsettings"
+    folder.mkdir()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
+    QCoreApplication.setOrganizationName("NeuralStudio")
+    QCoreApplication.setApplicationName("NeuralStudio-tests")
+    yield
+
+
+def _running_qthreads() -> list[QThread]:
+    main = QCoreApplication.instance().thread() if QCoreApplication.instance() else None
+    found = []
+    for obj in gc.get_objects():
+        try:
+            if isinstance(obj, QThread) and obj is not main and obj.isRunning():
+                found.append(obj)
+        except RuntimeError:  # the C++ object is already gone
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_qthread_left_running(request):
+    """Fail any test that leaves a QThread running (destroying one later would abort the process)."""
+    yield
+    deadline = time.monotonic() + 3.0
+    app = QCoreApplication.instance()
+    left = _running_qthreads()
+    while left and time.monotonic() < deadline:
+        if app is not None:
+            app.processEvents()
+        time.sleep(0.02)
+        left = _running_qthreads()
+    if left:
+        names = ", ".join(t.objectName() or type(t).__name__ for t in left)
+        for t in left:  # stop them so the rest of the session is not aborted
+            t.requestInterruption()
+            t.quit()
+            t.wait(10_000)
+        pytest.fail(f"{request.node.name} left QThreads running: {names}")
+
+
+@pytest.fixture
+def main_window(qtbot):
+    """A shown MainWindow with the default template; closed without prompts afterwards."""
+    from neuralstudio.ui.main_window import MainWindow
+
+    window = MainWindow(check_autosave=False)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.shutdown()  # stops the worker thread; the close below then asks nothing
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.clipboard().clear()  # Qt's offscreen clipboard crashes at exit if it still owns data
+    window.close()
+    window.deleteLater()
+
+
+@pytest.fixture
+def ready_window(main_window, qtbot):
+    """The main window once Keras, the catalog and the first analysis are in."""
+    qtbot.waitUntil(lambda: main_window.loader.is_loaded, timeout=120_000)
+    qtbot.waitUntil(lambda: main_window.analysis_current, timeout=60_000)
+    return main_window
