@@ -22,6 +22,7 @@ def run_app(path: str | None = None, argv: list[str] | None = None) -> int:
     QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     _apply_style(app)
+    _apply_icon(app)
 
     from neuralstudio.ui.main_window import MainWindow
 
@@ -41,6 +42,18 @@ def _apply_style(app) -> None:  # noqa: ANN001
     qss = Path(resources_dir()) / "styles" / "app.qss"
     if qss.is_file():
         app.setStyleSheet(qss.read_text("utf-8"))
+
+
+def _apply_icon(app) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QGuiApplication, QIcon
+
+    from neuralstudio.core.paths import resources_dir
+
+    icon = Path(resources_dir()) / "icons" / "neuralstudio.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    # Lets Wayland match the window to its desktop entry (packaging/).
+    QGuiApplication.setDesktopFileName("io.github.neuralstudio.NeuralStudio")
 
 
 def _report_first_paint(window, out_path: str) -> None:  # noqa: ANN001
