@@ -1,0 +1,275 @@
+"""The training engine on tiny slices of the MNIST sample: results, control, NaN, early stopping, seeds."""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from neuralstudio.core.design import Design
+from neuralstudio.core.graph import Graph
+from neuralstudio.core.runs import RunsStore
+from neuralstudio.core.training_settings import TrainingSettings
+from neuralstudio.ml.data import Dataset, load_dataset, stratified_split
+from neuralstudio.ml.trainer import TrainControl, Trainer, mixed_precision_graph
+
+
+def mlp_design(hidden: int = 30, activation: str = "sigmoid", units: int = 10, output: str = "softmax") -> Design:
+    g = Graph()
+    i = g.add_node("InputLayer", {"batch_shape": [None, 784]})
+    h = g.add_node("Dense", {"units": hidden, "activation": activation})
+    o = g.add_node("Dense", {"units": units, "activation": output})
+    g.connect(i.id, h.id)
+    g.connect(h.id, o.id)
+    return Design(graph=g, name="tiny-mlp")
+
+
+@pytest.fixture(scope="module")
+def sample() -> Dataset:
+    return load_dataset("mnist-sample")
+
+
+def slice_of(ds: Dataset, n_train: int = 512, n_test: int = 256) -> Dataset:
+    return Dataset("slice", ds.x_train[:n_train], ds.y_train[:n_train], ds.x_test[:n_test], ds.y_test[:n_test],
+                   list(ds.class_names), "first examples of the MNIST sample")
+
+
+class Recorder:
+    """A reporter that keeps everything it is told, with the time."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[float, int, int, dict]] = []
+        self.epochs: list[tuple[float, int, dict]] = []
+        self.logs: list[str] = []
+        self.finished = None
+        self.failed: str | None = None
+        self.first_batch = threading.Event()
+        self.first_epoch = threading.Event()
+
+    def on_batch(self, epoch, batch, logs):
+        self.batches.append((time.perf_counter(), epoch, batch, dict(logs)))
+        self.first_batch.set()
+
+    def on_epoch(self, epoch, logs):
+        self.epochs.append((time.perf_counter(), epoch, dict(logs)))
+        self.first_epoch.set()
+
+    def on_log(self, message):
+        self.logs.append(message)
+
+    def on_finished(self, result):
+        self.finished = result
+
+    def on_failed(self, message):
+        self.failed = message
+
+
+def test_one_epoch_trains_records_the_run_and_saves_a_loadable_model(sample, tmp_path):
+    import keras
+
+    store = RunsStore(tmp_path / "runs")
+    rec = Recorder()
+    settings = TrainingSettings(epochs=1, batch_size=32, learning_rate=0.01, validation_split=0.25)
+    result = Trainer(mlp_design(), dataset=slice_of(sample), settings=settings, runs_store=store,
+                     reporter=rec, out_path=str(tmp_path / "out" / "m.keras")).run()
+    assert result.status == "finished", result.message
+    assert rec.finished is result and rec.failed is None
+    assert result.epochs_run == 1 and result.train_samples == 384 and result.validation_samples == 128
+    assert result.test_accuracy > 0.3  # chance is 0.1
+    assert 0 < result.samples_per_second and result.fit_seconds > 0
+    assert rec.batches[-1][3]["samples"] == 384
+    assert set(rec.epochs[-1][2]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    # the run record holds everything and the model file predicts what the trained model predicts
+    run = store.get(result.run_id)
+    assert run.status == "finished" and run.final["test_accuracy"] == pytest.approx(result.test_accuracy)
+    assert run.hyperparameters["batch_size"] == 32 and run.data["train_samples"] == 384
+    assert run.design["name"] == "tiny-mlp" and len(run.epochs) == 1 and run.batches
+    assert json.loads((run.folder / "run.json").read_text())["id"] == result.run_id
+    x = sample.x_test[:5].reshape(5, 784)
+    for path in (run.model_path, tmp_path / "out" / "m.keras"):
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        np.testing.assert_allclose(loaded.predict_on_batch(x), result.model.predict_on_batch(x), atol=1e-6)
+
+
+def test_a_user_error_is_reported_not_raised(sample):
+    rec = Recorder()
+    result = Trainer(mlp_design(units=5), dataset=slice_of(sample), reporter=rec,
+                     settings=TrainingSettings(epochs=1)).run()
+    assert result.status == "failed"
+    assert "10 units" in result.message and rec.failed == result.message and rec.finished is None
+
+
+def test_stop_from_another_thread_acts_within_a_batch_and_keeps_the_weights(sample):
+    rec, control = Recorder(), TrainControl()
+    settings = TrainingSettings(epochs=200, batch_size=16, learning_rate=0.01, validation_split=0.1)
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.setdefault("r", Trainer(
+        mlp_design(), dataset=slice_of(sample), settings=settings, reporter=rec, control=control).run()))
+    worker.start()
+    # wait past the first epoch, after which steps_per_execution may be retuned (a recompile that a stop
+    # request cannot interrupt), so that the latency measured is that of steady training
+    deadline = time.time() + 60
+    while len(rec.epochs) < 3 and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    asked = time.perf_counter()
+    control.request_stop()
+    worker.join(60)
+    result = out["r"]
+    assert result.status == "stopped" and 1 <= result.epochs_run < 200
+    last_report = max(rec.batches[-1][0], rec.epochs[-1][0])
+    latency = last_report - asked
+    print(f"stop latency {latency * 1000:.0f} ms, steps_per_execution {result.steps_per_execution}")
+    # one execution is sized to ~0.05 s of steps on an idle CPU; allow for a CPU shared with other jobs
+    assert latency < 1.0
+    assert result.test_accuracy > 0.3  # the weights trained so far were kept
+
+
+def test_pause_holds_the_thread_and_resume_continues(sample):
+    rec, control = Recorder(), TrainControl()
+    settings = TrainingSettings(epochs=3, batch_size=32, learning_rate=0.01, validation_split=0.0)
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.setdefault("r", Trainer(
+        mlp_design(), dataset=slice_of(sample), settings=settings, reporter=rec, control=control).run()))
+    control.pause()  # paused before the first batch: holds at the first execution boundary
+    worker.start()
+    assert rec.first_batch.wait(60)
+    time.sleep(0.2)
+    seen = len(rec.batches)
+    time.sleep(0.6)
+    assert len(rec.batches) == seen and worker.is_alive() and control.is_paused
+    assert "Paused." in rec.logs
+    control.resume()
+    worker.join(60)
+    result = out["r"]
+    assert result.status == "finished" and result.epochs_run == 3
+    assert len(rec.batches) > seen
+    assert result.seconds < time.perf_counter()  # paused time is not counted as training time
+    assert result.test_accuracy > 0.3
+
+
+def test_nan_loss_stops_names_epoch_and_batch_and_keeps_good_weights(sample):
+    rec = Recorder()
+    # a linear output with the quadratic cost has no bound to save it: a huge rate blows the weights up
+    settings = TrainingSettings(optimizer="sgd", learning_rate=100.0, epochs=3, batch_size=16, validation_split=0,
+                                loss="mean_squared_error")
+    design = mlp_design(hidden=64, activation="relu", output="linear")
+    result = Trainer(design, dataset=slice_of(sample), settings=settings, reporter=rec).run()
+    assert result.status == "nan", result.message
+    assert "at epoch 1, batch" in result.message and "learning rate 100: try 10" in result.message
+    assert "last good weights" in result.message
+    for w in result.model.get_weights():
+        assert np.isfinite(w).all()
+    assert rec.finished is result
+
+
+def test_early_stopping_restores_the_best_weights(sample):
+    data = slice_of(sample, 256)
+    settings = TrainingSettings(optimizer="adam", learning_rate=0.05, epochs=40, batch_size=32,
+                                validation_split=0.25, early_stopping=2, seed=3)
+    result = Trainer(mlp_design(hidden=128, activation="relu"), dataset=data, settings=settings).run()
+    assert result.status == "early_stopped", result.message
+    val = result.history["val_loss"]
+    assert result.epochs_run < 40 and len(val) == result.epochs_run
+    best = int(np.argmin(val))
+    assert best < len(val) - 1 and result.val_loss == pytest.approx(val[best])
+    # the model holds the best epoch's weights: its validation loss is the best one, not the last
+    _, _, x_val, y_val = stratified_split(data.x_train.reshape(-1, 784), data.y_train, 0.25, 3)
+    got = result.model.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
+    assert got == pytest.approx(val[best], rel=1e-3)
+
+
+def test_a_seed_makes_a_run_repeatable(sample):
+    settings = TrainingSettings(epochs=1, batch_size=32, learning_rate=0.01, seed=7)
+    a = Trainer(mlp_design(), dataset=slice_of(sample), settings=settings).run()
+    wa = [w.copy() for w in a.model.get_weights()]
+    b = Trainer(mlp_design(), dataset=slice_of(sample), settings=settings).run()
+    a.history.pop("seconds"), b.history.pop("seconds")
+    assert a.history == b.history
+    for x, y in zip(wa, b.model.get_weights()):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("optimizer,loss", [("sgd", "mean_squared_error"),
+                                            ("sgd-momentum", "categorical_crossentropy"),
+                                            ("rmsprop", "sparse_categorical_crossentropy"),
+                                            ("adamw", "sparse_categorical_crossentropy")])
+def test_each_optimizer_and_loss_trains(sample, optimizer, loss):
+    lr = 3.0 if loss == "mean_squared_error" else 0.01  # Nielsen's quadratic cost wants a large rate
+    settings = TrainingSettings(optimizer=optimizer, loss=loss, learning_rate=lr, epochs=2, batch_size=16,
+                                validation_split=0)
+    result = Trainer(mlp_design(), dataset=slice_of(sample), settings=settings).run()
+    assert result.status == "finished", result.message
+    assert result.test_accuracy > 0.3, (optimizer, loss, result.test_accuracy)
+
+
+def test_the_data_is_adapted_to_a_convolutional_input(sample):
+    g = Graph()
+    i = g.add_node("InputLayer", {"batch_shape": [None, 28, 28, 1]})
+    c = g.add_node("Conv2D", {"filters": 4, "kernel_size": [3, 3], "activation": "relu"})
+    f = g.add_node("GlobalAveragePooling2D", {})
+    o = g.add_node("Dense", {"units": 10, "activation": "softmax"})
+    g.connect(i.id, c.id)
+    g.connect(c.id, f.id)
+    g.connect(f.id, o.id)
+    result = Trainer(Design(graph=g), dataset=slice_of(sample, 128, 64),
+                     settings=TrainingSettings(epochs=1, batch_size=32)).run()
+    assert result.status == "finished", result.message
+
+
+def test_mixed_precision_keeps_the_output_layer_in_float32():
+    from neuralstudio.ml.builder import build_model
+
+    model = build_model(mixed_precision_graph(mlp_design().graph))
+    hidden, output = model.layers[1], model.layers[-1]
+    assert hidden.compute_dtype == "float16" and output.compute_dtype == "float32"
+    assert model.output.dtype == "float32"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_runs_in_a_row_do_not_grow_memory_without_bound(sample):
+    data = slice_of(sample, 128, 32)
+    settings = TrainingSettings(epochs=1, batch_size=32, validation_split=0)
+    sizes = []
+    for _ in range(4):
+        result = Trainer(mlp_design(hidden=512), dataset=data, settings=settings).run()
+        assert result.status == "finished"
+        del result
+        sizes.append(_rss_mb())
+    print("RSS after each run (MB):", [round(s) for s in sizes])
+    # after the first (warm-up) runs, more runs may not add more than a few MB each
+    assert sizes[-1] - sizes[1] < 40
+
+
+def test_steps_per_execution_is_chosen_from_the_measured_step_time():
+    from neuralstudio.ml.callbacks import EXECUTION_TARGET_S, EngineCallback
+
+    def choose(step_s: float, n: int = 100) -> int:
+        cb = EngineCallback(reporter=None, control=TrainControl(), record=None, save_record=None,
+                            train_samples=100_000, batch_size=32, epochs=5, patience=None)
+        cb._stamps = [(i * step_s, i) for i in range(n)]
+        return cb._measured_steps_per_execution()
+
+    fast = choose(0.001)
+    assert fast > 4 and fast * 0.001 <= EXECUTION_TARGET_S + 1e-9
+    assert choose(0.05) == 1  # long steps: Python overhead does not matter
+    assert choose(0.001, n=4) == 1  # too few measurements to decide
+
+
+def test_nan_suggestion_is_a_round_number():
+    from neuralstudio.ml.trainer import _nicer
+
+    assert _nicer(0.3) == "0.3" and _nicer(3.0 / 10) == "0.3" and _nicer(10.0) == "10"
+    assert not math.isnan(float(_nicer(1e-5)))
