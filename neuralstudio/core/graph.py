@@ -105,7 +105,13 @@ class Graph:
 
     @property
     def edges(self) -> list[Edge]:
-        return list(self._edges)
+        """All edges in a canonical order (by destination layer, then slot).
+
+        The order depends only on the graph, not on the order of edits, so an
+        undone edit gives back exactly the same serialised graph.
+        """
+        index = {nid: i for i, nid in enumerate(self._nodes)}
+        return sorted(self._edges, key=lambda e: (index[e.dst], e.slot, index[e.src], e.src_port))
 
     def node(self, node_id: str) -> Node:
         try:
@@ -249,12 +255,16 @@ class Graph:
         return node
 
     def restore_node(self, node: Node, edges: Iterable[Edge], pos: tuple[float, float] | None,
-                     output_index: int | None = None) -> None:
-        """Put back a node removed by :meth:`remove_node` (for undo)."""
+                     output_index: int | None = None, index: int | None = None) -> None:
+        """Put back a node removed by :meth:`remove_node` (for undo), at its old place in the order."""
         if node.id in self._nodes:
             raise GraphError(f"A layer with id {node.id!r} already exists.")
         self._check_name(node.name, None)
         self._nodes[node.id] = copy.deepcopy(node)
+        if index is not None and index < len(self._nodes) - 1:
+            order = [n for n in self._nodes if n != node.id]
+            order.insert(index, node.id)
+            self.reorder_nodes(order)
         if pos is not None:
             self._positions[node.id] = pos
         if output_index is not None:
@@ -263,8 +273,10 @@ class Graph:
         for e in edges:
             self.connect(e.src, e.dst, e.slot, src_port=e.src_port)
 
-    def remove_node(self, node_id: str) -> tuple[Node, list[Edge], tuple[float, float] | None, int | None]:
-        """Remove a node and its edges; returns what :meth:`restore_node` needs."""
+    def remove_node(
+        self, node_id: str
+    ) -> tuple[Node, list[Edge], tuple[float, float] | None, int | None, int]:
+        """Remove a node and its edges; returns what :meth:`restore_node` needs, in its argument order."""
         node = self.node(node_id)
         sharers = [n.name for n in self._nodes.values() if n.shares == node_id]
         if sharers:
@@ -276,9 +288,20 @@ class Graph:
         out_index = self._outputs.index(node_id) if node_id in self._outputs else None
         if out_index is not None:
             self._outputs.remove(node_id)
+        index = list(self._nodes).index(node_id)
         del self._nodes[node_id]
         self.events.emit(GraphEvent("node_removed", node_id))
-        return node, edges, pos, out_index
+        return node, edges, pos, out_index, index
+
+    def reorder_nodes(self, order: list[str]) -> None:
+        """Put the nodes in ``order`` (a permutation of their ids).
+
+        The order matters: it is the order of the model's inputs and of the
+        layers in the saved file.  Views need no event, nothing they show changes.
+        """
+        if sorted(order) != sorted(self._nodes):
+            raise GraphError("A new layer order must list every layer exactly once.")
+        self._nodes = {nid: self._nodes[nid] for nid in order}
 
     def free_slot(self, dst: str) -> int:
         """The first input slot of ``dst`` not yet fed by an edge."""
@@ -385,7 +408,7 @@ class Graph:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "nodes": [n.to_dict() for n in self._nodes.values()],
-            "edges": [e.to_dict() for e in self._edges],
+            "edges": [e.to_dict() for e in self.edges],
         }
         if self._outputs:
             data["outputs"] = list(self._outputs)

@@ -66,15 +66,14 @@ class RemoveNodeCommand(GraphCommand):
         super().__init__(f"Delete {graph.node(node_id).name}")
         self.graph = graph
         self.node_id = node_id
-        self._saved: tuple[Node, list[Edge], tuple[float, float] | None, int | None] | None = None
+        self._saved: tuple[Node, list[Edge], tuple[float, float] | None, int | None, int] | None = None
 
     def _redo(self) -> None:
         self._saved = self.graph.remove_node(self.node_id)
 
     def undo(self) -> None:
         assert self._saved is not None
-        node, edges, pos, out_index = self._saved
-        self.graph.restore_node(node, edges, pos, out_index)
+        self.graph.restore_node(*self._saved)
 
 
 class ConnectCommand(GraphCommand):
@@ -240,5 +239,8 @@ def restore_state(graph: Graph, state: dict[str, Any]) -> None:
     for nid, pos in positions.items():
         if nid in graph.nodes and graph.position(nid) != pos:
             graph.move_node(nid, pos)
+    order = [nid for nid in want_nodes if nid in graph.nodes]
+    if list(graph.nodes) != order and sorted(order) == sorted(graph.nodes):
+        graph.reorder_nodes(order)
     if graph.explicit_outputs != data.get("outputs", []):
         graph.set_outputs(list(data.get("outputs", [])))

@@ -75,6 +75,19 @@ def test_remove_and_restore_round_trip_exactly():
     assert b not in g.nodes and g.outputs() == [a]
     g.restore_node(*saved)
     assert g.to_dict() == before
+    # a layer in the middle comes back in its place, with its edges in the same order
+    saved = g.remove_node(a)
+    g.restore_node(*saved)
+    assert g.to_dict() == before
+
+
+def test_edge_order_does_not_depend_on_edit_history():
+    g, (i, a, b) = chain("InputLayer", "Dense", "Dense")
+    before = g.to_dict()
+    e = g.in_edges(a)[0]
+    g.disconnect(e)
+    g.connect(e.src, e.dst, e.slot)
+    assert g.to_dict() == before
 
 
 def test_events_mirror_every_edit():

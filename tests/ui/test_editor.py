@@ -16,12 +16,8 @@ from neuralstudio.ui.editor.view import LAYER_MIME
 
 
 def canon(graph: Graph) -> dict:
-    """graph.to_dict() in a fixed order: core's restore_node/connect append a restored layer or connection
-    at the end, so after an undo only the order of the lists may differ."""
-    d = copy.deepcopy(graph.to_dict())
-    d["nodes"] = sorted(d["nodes"], key=lambda n: n["id"])
-    d["edges"] = sorted(d["edges"], key=lambda e: (e["src"], e["dst"], e["slot"], e.get("src_port", 0)))
-    return d
+    """graph.to_dict() exactly, order included: undo must give back the very same graph."""
+    return copy.deepcopy(graph.to_dict())
 
 
 def drop_layer(window, class_name: str, scene_pos: QPointF) -> None:
