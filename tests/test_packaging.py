@@ -206,8 +206,10 @@ def test_wheel_contains_shipped_files_and_self_test_passes_in_a_fresh_venv(tmp_p
                                     capture_output=True, text=True, check=True).stdout.strip())
     outer = dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     (venv_site / "_outer_site_packages.pth").write_text("\n".join(outer) + "\n", encoding="utf-8")
-    proc = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-cache-dir", str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+    # --ignore-installed: the outer environment may hold NeuralStudio itself (CI installs it non-editable),
+    # and pip must still put the wheel into this venv.
+    proc = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--ignore-installed",
+                           str(wheel)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     exe = venv / ("Scripts/neuralstudio.exe" if os.name == "nt" else "bin/neuralstudio")
