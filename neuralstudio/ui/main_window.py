@@ -35,6 +35,7 @@ from neuralstudio.core.errors import UserError
 from neuralstudio.core.events import GraphEvent
 from neuralstudio.core.graph import Edge, Graph
 from neuralstudio.core.paths import user_data_dir
+from neuralstudio.ml.model_files import UntrustedCodeError
 from neuralstudio.ui import commands as cmd
 from neuralstudio.ui.code_view import CodeView
 from neuralstudio.ui.document import Document
@@ -49,9 +50,11 @@ from neuralstudio.ui.tasks import TaskRunner
 
 NODES_MIME = "application/x-neuralstudio-nodes"
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+WEIGHTS_SUFFIX = ".weights.h5"
 MAX_RECENT = 8
 AUTOSAVE_MS = 60_000
 ANALYSIS_DELAY_MS = 300
+PAGES_DELAY_MS = 250  # build the Train/Predict pages after the first paint
 
 
 def settings() -> QSettings:
@@ -89,19 +92,46 @@ def _analysis_job(graph: Graph, design: Design) -> dict[str, Any]:
     return {"analysis": result, "code": code, "code_error": code_error}
 
 
-def _import_job(path: Path) -> tuple[Design, Any]:
+def _import_job(path: Path, trusted: bool = False) -> tuple[Design | None, Any, str]:
     """Runs in the worker thread: load a Keras model file and turn it into a laid-out design.
 
     The loaded model is returned too: it becomes the current model for Predict and export.
+    ``trusted`` is the user's explicit, per-file consent to run the file's code (Lambda layers).
+    A trusted model with code cannot become a design (a design holds no Python code): it is then
+    returned without one (None) and with the reason, so that Predict and Export can still use it.
     """
-    from neuralstudio.ml.importer import import_model
+    from neuralstudio.ml.importer import ModelImportError, import_model
     from neuralstudio.ml.model_files import load_keras_model
 
-    model = load_keras_model(path)
-    design = import_model(model, name=path.stem)
+    model = load_keras_model(path, trusted=trusted)
+    try:
+        design = import_model(model, name=path.stem)
+    except ModelImportError as exc:
+        if not trusted:
+            raise
+        return None, model, str(exc)
     for nid, pos in auto_layout(design.graph).items():
         design.graph.move_node(nid, pos)
-    return design, model
+    return design, model, ""
+
+
+def _weights_job(graph: Graph, path: Path) -> Any:
+    """Runs in the worker thread: build the design's model and load a ``.weights.h5`` file into it.
+
+    A weights file has no architecture, so it only fits the design it was saved from.
+    """
+    from neuralstudio.ml.builder import build_model
+
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: check the path.")
+    model = build_model(graph)
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # noqa: BLE001 - Keras reports a mismatch or a bad file in many ways
+        text = " ".join(str(exc).split())[:300]
+        raise UserError(f"These weights do not fit the current design: {text}. Open the design they were saved "
+                        "from first (a .nsd file), or open a whole model (.keras) instead.") from None
+    return model
 
 
 def apply_fix(graph: Graph, problem: Any) -> None:
@@ -152,10 +182,15 @@ class MainWindow(QMainWindow):
         self.tabs.setAccessibleName("workspaceTabs")
         self.design_page = self._make_design_page()
         self.tabs.addTab(self.design_page, "Design")
-        self.train_page = self._make_train_page()
-        self.tabs.addTab(self.train_page, "Train")
-        self.predict_page = self._make_predict_page()
-        self.tabs.addTab(self.predict_page, "Predict")
+        # The Train and Predict pages (pyqtgraph plots) are built just after the first paint, or when
+        # their tab is first opened, so that the window appears within half a second.
+        self._train_page: Any = None
+        self._predict_page: Any = None
+        self._train_host = self._page_host("trainHost")
+        self.tabs.addTab(self._train_host, "Train")
+        self._predict_host = self._page_host("predictHost")
+        self.tabs.addTab(self._predict_host, "Predict")
+        self.tabs.currentChanged.connect(lambda _index: self._ensure_pages())
         self.tabs.setTabToolTip(0, "Design the network (Ctrl+1)")
         self.tabs.setTabToolTip(1, "Train it and watch loss and accuracy (Ctrl+2)")
         self.tabs.setTabToolTip(2, "Draw digits and see what it predicts (Ctrl+3)")
@@ -182,6 +217,7 @@ class MainWindow(QMainWindow):
             self._load_default()
         self.loader.start()
         self._update_title()
+        QTimer.singleShot(PAGES_DELAY_MS, self._ensure_pages)
 
     # ================================================================ pages
     def _make_design_page(self) -> QMainWindow:
@@ -211,6 +247,33 @@ class MainWindow(QMainWindow):
         page.resizeDocks([self.problems_dock], [130], Qt.Orientation.Vertical)
         return page
 
+    @staticmethod
+    def _page_host(name: str) -> QWidget:
+        host = QWidget()
+        host.setObjectName(name)
+        QVBoxLayout(host).setContentsMargins(0, 0, 0, 0)
+        return host
+
+    def _ensure_pages(self) -> None:
+        """Build the Train and Predict workspaces once (deferred from start-up)."""
+        if self._train_page is not None or getattr(self, "_closing", False):
+            return
+        self._train_page = self._make_train_page()
+        self._train_host.layout().addWidget(self._train_page)
+        self._predict_page = self._make_predict_page()
+        self._predict_host.layout().addWidget(self._predict_page)
+        self._train_page.set_design(self.doc.design)
+
+    @property
+    def train_page(self) -> Any:
+        self._ensure_pages()
+        return self._train_page
+
+    @property
+    def predict_page(self) -> Any:
+        self._ensure_pages()
+        return self._predict_page
+
     def _make_train_page(self) -> QWidget:
         from neuralstudio.ui.train.workspace import TrainWorkspace
 
@@ -230,6 +293,7 @@ class MainWindow(QMainWindow):
         self.current_model = model
         self.current_model_path = path
         self.predict_page.set_model(model, label)
+        self.train_page.set_start_model(model, label)
         self.act_export.setEnabled(True)
         self.act_model_info.setEnabled(True)
 
@@ -456,7 +520,7 @@ class MainWindow(QMainWindow):
         self._autosave_dirty = False
         self._schedule_analysis()
         QTimer.singleShot(0, self.view.zoom_to_fit)
-        train = getattr(self.train_page, "set_design", None)
+        train = getattr(self._train_page, "set_design", None)
         if callable(train):
             train(self.doc.design)
 
@@ -483,17 +547,23 @@ class MainWindow(QMainWindow):
         start = str(self.doc.path.parent) if self.doc.path else str(Path.home())
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a design or a Keras model", start,
-            "Designs and models (*.nsd *.keras *.h5 *.hdf5);;Designs (*.nsd);;Keras models (*.keras *.h5 *.hdf5)")
+            "Designs and models (*.nsd *.keras *.h5 *.hdf5);;Designs (*.nsd);;Keras models (*.keras *.h5 *.hdf5);;"
+            "Weights for the current design (*.weights.h5)")
         if path:
             self.open_path(path, confirm=False)
 
     def open_path(self, path: str | Path, *, confirm: bool = True) -> bool:
-        """Open a design (.nsd) or a Keras model (.keras/.h5) as the Open action does.
+        """Open a design (.nsd), a Keras model (.keras/.h5) or weights (.weights.h5) as the Open action does.
 
         Models load in the background (the window stays responsive); this
-        returns once the design is shown, True on success.
+        returns once the design is shown, True on success.  A model with
+        code (a Lambda layer) opens only if the user answers the warning
+        with "Trust and open", asked again every time.  Weights load into
+        the current design's model and leave the design as it is.
         """
         p = Path(path)
+        if p.name.lower().endswith(WEIGHTS_SUFFIX):
+            return self._open_weights(p)
         if confirm and not self._confirm_discard():
             return False
         try:
@@ -501,7 +571,22 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"Opening {p.name}…")
                 if not self.loader.wait():
                     raise UserError(self.loader.error or "Keras is not available.")
-                design, model = self.runner.call(lambda: _import_job(p))
+                try:
+                    design, model, why = self.runner.call(lambda: _import_job(p))
+                except UntrustedCodeError as exc:
+                    if not self._ask_trust(p.name, exc):
+                        self.last_error = str(exc)
+                        self.statusBar().showMessage(f"{p.name} was not opened: it contains code.", 8000)
+                        return False
+                    design, model, why = self.runner.call(lambda: _import_job(p, trusted=True))
+                if design is None:  # trusted code: usable in Predict and Export, but not as a design
+                    self._set_current_model(model, p, f"opened: {p.name}")
+                    self._add_recent(p)
+                    self.last_error = why
+                    self.tabs.setCurrentWidget(self.predict_page)
+                    self.statusBar().showMessage(f"Opened {p.name} for Predict and Export; the design is unchanged "
+                                                 f"because {why[:1].lower()}{why[1:]}", 20_000)
+                    return True
                 self._set_design(design, None, modified=True)
                 self._set_current_model(model, p, f"opened: {p.name}")
             else:
@@ -515,6 +600,25 @@ class MainWindow(QMainWindow):
             return False
         self._add_recent(p)
         self.statusBar().showMessage(f"Opened {p.name} ({len(self.doc.graph)} layers).", 5000)
+        return True
+
+    def _open_weights(self, p: Path) -> bool:
+        """Load a weights-only file into the current design's model and make that the current model."""
+        try:
+            if not self.loader.wait():
+                raise UserError(self.loader.error or "Keras is not available.")
+            self.statusBar().showMessage(f"Loading the weights {p.name} into {self.doc.design.name}…")
+            graph = self.doc.graph.copy()
+            model = self.runner.call(lambda: _weights_job(graph, p))
+        except UserError as exc:
+            self._show_error(f"Cannot open {p.name}", str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - e.g. a design that does not build
+            self._show_error(f"Cannot open {p.name}", f"{type(exc).__name__}: {exc}")
+            return False
+        self._set_current_model(model, p, f"{self.doc.design.name} + {p.name}")
+        self._add_recent(p)
+        self.statusBar().showMessage(f"Loaded the weights {p.name}: Predict, Export and Train use them now.", 8000)
         return True
 
     def save(self) -> bool:
@@ -557,6 +661,15 @@ class MainWindow(QMainWindow):
         answer = box.exec()
         return {QMessageBox.StandardButton.Save: "save",
                 QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+    def _ask_trust(self, file_name: str, exc: UntrustedCodeError) -> bool:
+        """True to open a file with code in it after a warning; asked every time, never remembered.
+
+        Tests replace this method.
+        """
+        from neuralstudio.ui.predict.workspace import ask_trust
+
+        return ask_trust(self, file_name, exc)
 
     def _ask_restore_autosave(self, when: str) -> bool:
         answer = QMessageBox.question(
@@ -1003,7 +1116,7 @@ class MainWindow(QMainWindow):
         self.view.zoom_to_fit()
 
     def show_train(self) -> None:
-        self.tabs.setCurrentWidget(self.train_page)
+        self.tabs.setCurrentWidget(self._train_host)
 
     # ============================================================ selection
     def _on_selection_changed(self) -> None:
@@ -1022,7 +1135,7 @@ class MainWindow(QMainWindow):
         if self._closing:  # already shut down (tests, benchmark)
             event.accept()
             return
-        request = getattr(self.train_page, "request_close", None)
+        request = getattr(self._train_page, "request_close", None)
         if callable(request) and not request():
             event.ignore()
             return
@@ -1046,7 +1159,7 @@ class MainWindow(QMainWindow):
         self._save_settings()
         if not keep_autosave:
             self._remove_autosave()
-        shutdown = getattr(self.train_page, "shutdown", None)
+        shutdown = getattr(self._train_page, "shutdown", None)
         if callable(shutdown):
             shutdown()
         self.runner.shutdown()

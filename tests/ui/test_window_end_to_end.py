@@ -36,7 +36,7 @@ def test_train_in_the_window_then_draw_with_the_trained_model(ready_window, qtbo
     w.train_page.set_dataset(Dataset(name="sample (2000)", x_train=ds.x_train[:2000], y_train=ds.y_train[:2000],
                                      x_test=ds.x_test[:300], y_test=ds.y_test[:300], class_names=ds.class_names))
     QTest.keyClick(w, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)  # Run > Train
-    assert w.tabs.currentWidget() is w.train_page
+    assert w.tabs.currentIndex() == 1  # the Train tab
     train_button = w.train_page.findChild(object, "trainButton")
     qtbot.mouseClick(train_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.train_page.is_running(), timeout=10_000)
