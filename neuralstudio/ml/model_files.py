@@ -27,8 +27,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAX_CONFIG_BYTES = 256 * 2**20  # a config.json this large is not a real model description
 _TRUST_HINT = (
-    "If you wrote this model yourself, open it again with --trust (command line) or tick "
-    "\"Trust this file\" (app); never do so for a file from someone you do not trust."
+    "If you wrote this model yourself, open it again with --trust (command line) or choose "
+    "\"Trust and open\" when the app asks; never do so for a file from someone you do not trust."
 )
 _SNIFF = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
@@ -41,6 +41,29 @@ _SNIFF = (
 
 class ModelFileError(UserError, ValueError):
     """A model file that cannot be opened; the message says why and what to do."""
+
+
+class UntrustedCodeError(ModelFileError):
+    """The file holds code (a ``Lambda`` layer) and was refused because it is not trusted.
+
+    A distinct class so that the app can ask the user (with a warning) whether to open it
+    with ``trusted=True`` instead of only showing the refusal.
+
+    Args:
+        message: the refusal, with how to proceed.
+        layers: the names of the ``Lambda`` layers found (empty when Keras itself refused).
+    """
+
+    def __init__(self, message: str, layers: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.layers = list(layers or [])
+
+    def what(self) -> str:
+        """The code found, in words: "a Lambda layer 'f'", "Lambda layers 'f', 'g'"."""
+        if not self.layers:
+            return "a Lambda layer or a Python function"
+        names = ", ".join(f"'{n}'" for n in self.layers[:5]) + (" ..." if len(self.layers) > 5 else "")
+        return f"a Lambda layer {names}" if len(self.layers) == 1 else f"Lambda layers {names}"
 
 
 def _describe(head: bytes) -> str:
@@ -189,9 +212,10 @@ def load_keras_model(path: str | os.PathLike[str], *, trusted: bool = False, com
         lambdas = _lambda_layers(config)
         if lambdas:
             names = ", ".join(lambdas[:5]) + (" ..." if len(lambdas) > 5 else "")
-            raise ModelFileError(
+            raise UntrustedCodeError(
                 f"{p.name} contains a Lambda layer ({names}): its Python code would run on this computer "
-                f"when the model is opened, so it was refused. {_TRUST_HINT}"
+                f"when the model is opened, so it was refused. {_TRUST_HINT}",
+                lambdas,
             )
     import keras
 
@@ -200,7 +224,8 @@ def load_keras_model(path: str | os.PathLike[str], *, trusted: bool = False, com
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - every Keras failure becomes a message
-        raise ModelFileError(_explain_load_error(p, exc)) from None
+        message = _explain_load_error(p, exc)
+        raise (UntrustedCodeError if message.endswith(_TRUST_HINT) else ModelFileError)(message) from None
     if not isinstance(model, keras.Model):
         raise ModelFileError(f"{p.name} holds a {type(model).__name__}, not a Keras model.")
     return model

@@ -178,12 +178,16 @@ class Trainer:
         reporter: progress receiver (None: silent).
         control: stop/pause flags (a fresh one when None).
         out_path: also save the trained model here (``.keras``).
+        initial_weights: start from these weights (``model.get_weights()`` of a model with this
+            design's architecture, e.g. one opened from a file) instead of a fresh initialisation,
+            to keep training it.
     """
 
     def __init__(self, design: Design, *, dataset: Any = None, settings: TrainingSettings | None = None,
                  device: str = "auto", mixed_precision: bool = False, runs_store: RunsStore | None = None,
                  reporter: TrainingReporter | None = None, control: TrainControl | None = None,
-                 out_path: str | None = None, tune_steps_per_execution: bool = True) -> None:
+                 out_path: str | None = None, tune_steps_per_execution: bool = True,
+                 initial_weights: list[Any] | None = None) -> None:
         self.design = design
         self.dataset = dataset
         self.settings = settings
@@ -194,6 +198,7 @@ class Trainer:
         self.control = control or TrainControl()
         self.out_path = out_path
         self.tune_steps_per_execution = tune_steps_per_execution
+        self.initial_weights = initial_weights
         self.record: RunRecord | None = None
 
     # ------------------------------------------------------------------ public
@@ -268,6 +273,9 @@ class Trainer:
 
         with placement.scope():
             model = build_model(graph)
+            if self.initial_weights is not None:
+                _set_initial_weights(model, self.initial_weights)
+                self._log("Starting from the loaded model's weights.")
         if isinstance(model.input_shape, list) or isinstance(model.output_shape, list):
             raise TrainingError("The network has several inputs or outputs; training on an image data set "
                                 "needs exactly one of each.")
@@ -471,6 +479,19 @@ class Trainer:
                 raise TrainingError(f"Cannot write the model to {self.out_path}: {exc.strerror}.") from None
             first = str(self.out_path)
         result.model_path = first
+
+
+def _set_initial_weights(model: Any, weights: list[Any]) -> None:
+    """Load ``weights`` into the freshly built ``model``, refusing any that do not fit its variables."""
+    wanted = [tuple(int(d) for d in v.shape) for v in model.weights]
+    given = [tuple(getattr(w, "shape", ())) for w in weights]
+    if wanted != given:
+        detail = (f"{len(given)} arrays for {len(wanted)} variables" if len(given) != len(wanted) else
+                  next(f"variable {i + 1} ({model.weights[i].path}) needs shape {a}, got {b}"
+                       for i, (a, b) in enumerate(zip(wanted, given, strict=True)) if a != b))
+        raise TrainingError(f"The loaded weights do not fit this design ({detail}): train from scratch, or open "
+                            "the design that the model was saved from.")
+    model.set_weights(weights)
 
 
 def _json_safe(v: Any) -> Any:

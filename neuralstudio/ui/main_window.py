@@ -128,8 +128,13 @@ def _weights_job(graph: Graph, path: Path) -> Any:
     try:
         model.load_weights(path)
     except Exception as exc:  # noqa: BLE001 - Keras reports a mismatch or a bad file in many ways
-        text = " ".join(str(exc).split())[:300]
-        raise UserError(f"These weights do not fit the current design: {text}. Open the design they were saved "
+        import re
+
+        text = " ".join(str(exc).split())
+        m = re.search(r"object <(\w+) name=([^,>]+).*?variable\.shape=(\([^)]*\)).*?value\.shape=(\([^)]*\))", text)
+        detail = (f"layer {m[2]} ({m[1]}) needs weights of shape {m[3]}, the file has {m[4]}" if m
+                  else text[:300].rstrip("."))
+        raise UserError(f"These weights do not fit the current design: {detail}. Open the design they were saved "
                         "from first (a .nsd file), or open a whole model (.keras) instead.") from None
     return model
 
@@ -288,11 +293,15 @@ class MainWindow(QMainWindow):
         return PredictWorkspace(runner=self.runner)
 
     # ========================================================= current model
-    def _set_current_model(self, model: Any, path: Path | None, label: str) -> None:
-        """The model Predict shows and Export writes: the last one trained or opened."""
+    def _set_current_model(self, model: Any, path: Path | None, label: str, *, copy: bool = True) -> None:
+        """The model Predict shows and Export writes: the last one trained or opened.
+
+        ``copy=False`` hands Predict the model itself: for a trusted model with code, which Keras
+        would refuse to copy (the copy goes through safe-mode deserialization); it is not training.
+        """
         self.current_model = model
         self.current_model_path = path
-        self.predict_page.set_model(model, label)
+        self.predict_page.set_model(model, label, copy=copy)
         self.train_page.set_start_model(model, label)
         self.act_export.setEnabled(True)
         self.act_model_info.setEnabled(True)
@@ -580,7 +589,7 @@ class MainWindow(QMainWindow):
                         return False
                     design, model, why = self.runner.call(lambda: _import_job(p, trusted=True))
                 if design is None:  # trusted code: usable in Predict and Export, but not as a design
-                    self._set_current_model(model, p, f"opened: {p.name}")
+                    self._set_current_model(model, p, f"opened: {p.name}", copy=False)
                     self._add_recent(p)
                     self.last_error = why
                     self.tabs.setCurrentWidget(self.predict_page)

@@ -157,7 +157,7 @@ def test_lambda_layer_refused_unless_trusted(tmp_path, suffix):
     path = tmp_path / f"lam{suffix}"
     model = _with_lambda()
     model.save(path)
-    msg = _expect(path, "Lambda", "double_it", "--trust", "Trust this file")
+    msg = _expect(path, "Lambda", "double_it", "--trust", "Trust and open")
     assert "code" in msg
     trusted = load_keras_model(path, trusted=True)
     x = np.ones((1, 4), dtype=np.float32)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QSizePolicy,
     QToolButton,
@@ -40,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.paths import bundled_models_dir
+from neuralstudio.ml.model_files import UntrustedCodeError
 from neuralstudio.ml.preprocess import ImageFileError, load_gray_image, prepare_digit
 from neuralstudio.ui.predict.canvas import DigitCanvas
 from neuralstudio.ui.predict.probability_chart import ProbabilityChart
@@ -60,6 +62,23 @@ def bundled_model_path() -> Path:
 # reading).  The prediction function itself is traced and warmed up on the GUI thread (well under a
 # second): TensorFlow's graph tracing keeps per-thread Python state, and a second trace on the
 # loader QThread crashed the interpreter (segfault in graph_def_versions, TF 2.21, measured).
+
+
+def ask_trust(parent: QWidget | None, file_name: str, exc: UntrustedCodeError) -> bool:
+    """Warn that ``file_name`` holds code and ask whether to open it anyway; True for "Trust and open".
+
+    Cancel is the default button, and the answer is never stored: every opening asks again.
+    """
+    box = QMessageBox(QMessageBox.Icon.Warning, "This model contains code",
+                      f"{file_name} contains Python code ({exc.what()}). Code in a model file can do anything on "
+                      "your computer. Open it only if you made it yourself or trust its author.",
+                      QMessageBox.StandardButton.NoButton, parent)
+    trust = box.addButton("Trust and open", QMessageBox.ButtonRole.AcceptRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+    box.exec()
+    return box.clickedButton() is trust
 
 
 def _load_file_job(path: str, trusted: bool) -> Any:
@@ -116,6 +135,7 @@ class PredictWorkspace(QWidget):
         self._generation = 0  # newest model request; older results are dropped
         self._loading = False
         self._pending = False
+        self._untrusted_file: tuple[int, str] | None = None  # (generation, path) of an untrusted file load
         self.predictor: Any = None
         self.source_label = ""
         self.last_input: np.ndarray = np.zeros((28, 28), dtype=np.float32)
@@ -259,6 +279,7 @@ class PredictWorkspace(QWidget):
         self._load_bundled = False
         p = str(path)
         self._start(lambda: _load_file_job(p, trusted), Path(p).name)
+        self._untrusted_file = None if trusted else (self._generation, p)
 
     def load_bundled_model(self) -> None:
         """Use the pretrained digit model in ``models/``."""
@@ -290,10 +311,19 @@ class PredictWorkspace(QWidget):
         self.model_changed.emit(label)
         self._predict_now()
 
+    def _ask_trust(self, file_name: str, exc: UntrustedCodeError) -> bool:
+        """True to open a file with code in it after a warning (tests replace this method)."""
+        return ask_trust(self, file_name, exc)
+
     def _on_model_error(self, gen: int, exc: BaseException, label: str) -> None:
         if gen != self._generation:
             return
         self._loading = False
+        request, self._untrusted_file = self._untrusted_file, None
+        if isinstance(exc, UntrustedCodeError) and request is not None and request[0] == gen:
+            if self._ask_trust(label, exc):
+                self.load_model_file(request[1], trusted=True)
+                return
         if isinstance(exc, UserError):
             message = str(exc)
         else:

@@ -110,6 +110,7 @@ class RunRequest:
     mixed_precision: bool = False
     runs_store: Any = None
     out_path: str | None = None
+    initial_weights: Any = None  # start from these weights (continue training a loaded model)
 
 
 class TrainWorker(QObject):
@@ -149,7 +150,8 @@ class TrainWorker(QObject):
                 self.buffer.set_meta(train_samples=len(dataset.x_train))
             trainer = Trainer(r.design, dataset=dataset, settings=r.settings, device=r.device,
                               mixed_precision=r.mixed_precision, runs_store=r.runs_store,
-                              reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path)
+                              reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path,
+                              initial_weights=r.initial_weights)
             result = trainer.run()
         except UserError as exc:
             self.crashed.emit(str(exc))

@@ -24,6 +24,7 @@ from PySide6.QtCore import QCoreApplication, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
@@ -140,6 +141,8 @@ class TrainWorkspace(QWidget):
         self._devices_known = False
         self._size_for: Design | None = None
         self._size_text = ""
+        self._start_model: Any = None  # the model "Continue from the current model" starts from
+        self._start_label = ""
         self.last_result: Any = None
         self.last_message = ""
 
@@ -154,6 +157,12 @@ class TrainWorkspace(QWidget):
         self.save_button = self._button("Save model…", "saveModelButton", "Save the trained model as .keras")
         self.measure_button = self._button("Measure speed", "measureButton",
                                            "Time a few training steps to estimate the time per epoch")
+        self.continue_check = QCheckBox("Continue from the current model", self)
+        self.continue_check.setObjectName("continueCheck")
+        self.continue_check.setAccessibleName("continueCheck")
+        self.continue_check.setToolTip("Start from the weights of the model last trained or opened instead of "
+                                       "fresh random ones (it must have this design's layers)")
+        self.continue_check.setEnabled(False)
         self.pause_button.setCheckable(True)
         for b in (self.pause_button, self.stop_button, self.save_button):
             b.setEnabled(False)
@@ -169,6 +178,7 @@ class TrainWorkspace(QWidget):
         ll.addWidget(self.design_label)
         ll.addWidget(self.settings_panel, 1)
         ll.addWidget(self.measure_button)
+        ll.addWidget(self.continue_check)
         bl = QGridLayout()
         bl.addWidget(self.train_button, 0, 0, 1, 2)
         bl.addWidget(self.pause_button, 1, 0)
@@ -268,6 +278,21 @@ class TrainWorkspace(QWidget):
             QTimer.singleShot(0, self._update_info)
         self._update_buttons()
 
+    def set_start_model(self, model: Any, label: str = "") -> None:
+        """The model that "Continue from the current model" starts from (None: none, the box is disabled).
+
+        Its weights are copied when Train is pressed, so later changes to it do not leak into the run.
+        """
+        self._start_model = model
+        self._start_label = label if model is not None else ""
+        if model is None:
+            self.continue_check.setChecked(False)
+            self.continue_check.setToolTip("Open a model or train one first to continue from it")
+        else:
+            self.continue_check.setToolTip(f"Start from the weights of {label or 'the current model'} instead of "
+                                           "fresh random ones (it must have this design's layers)")
+        self._update_buttons()
+
     def set_dataset(self, dataset: Any) -> None:
         """Train on this in-memory ``Dataset`` instead of the form's data source (None: back to the form)."""
         self._dataset = dataset
@@ -301,10 +326,13 @@ class TrainWorkspace(QWidget):
         data = self._dataset if self._dataset is not None else self.settings_panel.data_source()
         if self._dataset is None:
             snapshot.data = {**snapshot.data, "source": data}
+        initial = None
+        if self.continue_check.isChecked() and self._start_model is not None:
+            initial = [w.copy() for w in self._start_model.get_weights()]  # a copy, taken here on the GUI thread
         self._request = RunRequest(design=snapshot, dataset=data, settings=settings,
                                    device=self.settings_panel.device(),
                                    mixed_precision=self.settings_panel.mixed_precision(),
-                                   runs_store=self.runs_store)
+                                   runs_store=self.runs_store, initial_weights=initial)
         self._buffer = ReportBuffer()
         self._control = TrainControl()
         self._result = None
@@ -314,6 +342,8 @@ class TrainWorkspace(QWidget):
         self.log_view.clear()
         self._log(f"Training {snapshot.name}: {settings.optimizer}, learning rate {settings.learning_rate:g}, "
                   f"batch size {settings.batch_size}, {settings.epochs} epochs on {self._data_name()}.")
+        if initial is not None:
+            self._log(f"Continuing from {self._start_label or 'the current model'}.")
         self._say("Preparing the data and building the network…")
         worker = TrainWorker(self._request, self._buffer, self._control)
         thread = QThread()
@@ -638,6 +668,7 @@ class TrainWorkspace(QWidget):
         running = self.is_running()
         self.train_button.setEnabled(not running and self._design is not None)
         self.measure_button.setEnabled(not running and self._design is not None)
+        self.continue_check.setEnabled(not running and self._start_model is not None)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.save_button.setEnabled(not running and getattr(self.last_result, "model", None) is not None)
