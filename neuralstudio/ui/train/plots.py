@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 #: colours of the live curves (train batch, train epoch, validation epoch)
 BATCH_COLOR = (100, 149, 237, 150)
@@ -110,6 +110,14 @@ class _MetricPlot:
         self.item.setLabel("left", label)
         for side in ("left", "bottom"):
             self.item.getAxis(side).enableAutoSIPrefix(False)  # "loss (x0.001)" with 250 reads as nonsense
+        for side in ("left", "bottom", "right", "top"):
+            # With a grid an axis item spans the whole plot, so every curve update would repaint its
+            # tick text (measured: most of the GUI's CPU during training). Cached as a pixmap, an axis
+            # is re-rendered only when its own range changes.
+            self.item.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # The y range follows the data with hysteresis (see _follow_y), not pyqtgraph's auto-range,
+        # which would move it, and re-render the axis, at every refresh while the loss falls.
+        self.item.enableAutoRange(y=False)
         # loss falls, accuracy rises: put each legend where its curves usually are not
         offset = (-10, 10) if label == "loss" else (-10, -10)
         self.legend = self.item.addLegend(offset=offset, brush=pg.mkBrush(255, 255, 255, 210),
@@ -144,8 +152,27 @@ class _MetricPlot:
         for s, c in ((self.batch, self.batch_curve), (self.train, self.train_curve), (self.val, self.val_curve)):
             x, y = _finite_for_plot(s.x, s.y, self.log)
             c.setData(x, y)
+        self._follow_y()
         self.dirty = False
         return True
+
+    def _follow_y(self, force: bool = False) -> None:
+        """Keep every curve in view, moving the y range only when data leaves it or fills < 1/3 of it."""
+        lows, highs = [], []
+        for c in (self.batch_curve, self.train_curve, self.val_curve, *self.overlays):
+            lo, hi = c.dataBounds(1)
+            if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+                lows.append(lo)
+                highs.append(hi)
+        if not lows:
+            return
+        lo, hi = min(lows), max(highs)
+        span = max(hi - lo, 1e-3)
+        cur_lo, cur_hi = self.item.getViewBox().viewRange()[1]
+        inside = cur_lo <= lo and hi <= cur_hi
+        if force or not inside or (cur_hi - cur_lo) > 3 * span:
+            pad = 0.08 * span
+            self.item.setYRange(lo - pad, hi + pad, padding=0)
 
     def set_log(self, log: bool) -> None:
         self.log = log
@@ -155,12 +182,14 @@ class _MetricPlot:
         for ov in self.overlays:
             x, y = ov._ns_raw  # type: ignore[attr-defined]
             ov.setData(*_finite_for_plot(x, y, log))
+        self._follow_y(force=True)
 
     def clear_overlays(self) -> None:
         for ov in self.overlays:
             self.item.removeItem(ov)
             self.legend.removeItem(ov)
         self.overlays.clear()
+        self._follow_y(force=True)
 
     def add_overlay(self, name: str, x: np.ndarray, y: np.ndarray, color: tuple[int, int, int], dashed: bool) -> None:
         pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
@@ -169,6 +198,7 @@ class _MetricPlot:
                             name=name)
         ov._ns_raw = (np.asarray(x, float), np.asarray(y, float))  # type: ignore[attr-defined]
         self.overlays.append(ov)
+        self._follow_y()
 
     def nearest(self, x: float) -> list[str]:
         """The values of every curve nearest to epoch position ``x``, as text lines."""
@@ -251,9 +281,9 @@ class TrainingPlots(QWidget):
         for plot in (self.loss, self.acc):
             if epochs:
                 plot.item.setXRange(0, epochs, padding=0.02)
-                plot.item.enableAutoRange(x=False, y=True)
+                plot.item.enableAutoRange(x=False, y=False)
             else:
-                plot.item.enableAutoRange(x=True, y=True)
+                plot.item.enableAutoRange(x=True, y=False)
         self.overfit_epoch = None
         self.overfit_label.hide()
         self.refresh()
