@@ -141,6 +141,8 @@ class _MetricPlot:
     def clear_live(self) -> None:
         for s in (self.batch, self.train, self.val):
             s.clear()
+        for c in (self.batch_curve, self.train_curve, self.val_curve):
+            c._ns_shown = -1  # type: ignore[attr-defined]
         for m in self.markers:
             self.item.removeItem(m)
         self.markers.clear()
@@ -150,8 +152,11 @@ class _MetricPlot:
         if not self.dirty:
             return False
         for s, c in ((self.batch, self.batch_curve), (self.train, self.train_curve), (self.val, self.val_curve)):
+            if len(s) == getattr(c, "_ns_shown", -1):
+                continue  # the epoch curves change once an epoch: skip their (symbol) rebuild
             x, y = _finite_for_plot(s.x, s.y, self.log)
             c.setData(x, y)
+            c._ns_shown = len(s)  # type: ignore[attr-defined]
         self._follow_y()
         self.dirty = False
         return True
@@ -177,6 +182,8 @@ class _MetricPlot:
     def set_log(self, log: bool) -> None:
         self.log = log
         self.item.setLogMode(y=log)
+        for c in (self.batch_curve, self.train_curve, self.val_curve):
+            c._ns_shown = -1  # type: ignore[attr-defined]
         self.dirty = True
         self.refresh()
         for ov in self.overlays:
@@ -318,6 +325,9 @@ class TrainingPlots(QWidget):
 
     def force_refresh(self) -> None:
         """Mark every live curve dirty and redraw (used by the soak test)."""
+        for plot in (self.loss, self.acc):
+            for c in (plot.batch_curve, plot.train_curve, plot.val_curve):
+                c._ns_shown = -1  # type: ignore[attr-defined]
         self.loss.dirty = self.acc.dirty = True
         self.refresh()
 
