@@ -181,13 +181,16 @@ class Trainer:
         initial_weights: start from these weights (``model.get_weights()`` of a model with this
             design's architecture, e.g. one opened from a file) instead of a fresh initialisation,
             to keep training it.
+        free_memory: collect Python garbage when clearing the previous run's Keras state.  A GUI
+            passes False and collects after the run instead: the full collection holds the GIL for
+            ~0.1-0.2 s, which would freeze the window at the start of every run.
     """
 
     def __init__(self, design: Design, *, dataset: Any = None, settings: TrainingSettings | None = None,
                  device: str = "auto", mixed_precision: bool = False, runs_store: RunsStore | None = None,
                  reporter: TrainingReporter | None = None, control: TrainControl | None = None,
                  out_path: str | None = None, tune_steps_per_execution: bool = True,
-                 initial_weights: list[Any] | None = None) -> None:
+                 initial_weights: list[Any] | None = None, free_memory: bool = True) -> None:
         self.design = design
         self.dataset = dataset
         self.settings = settings
@@ -199,6 +202,7 @@ class Trainer:
         self.out_path = out_path
         self.tune_steps_per_execution = tune_steps_per_execution
         self.initial_weights = initial_weights
+        self.free_memory = free_memory
         self.record: RunRecord | None = None
 
     # ------------------------------------------------------------------ public
@@ -261,7 +265,7 @@ class Trainer:
         ds = self._load_data()
 
         # Free the previous run's graphs and name counters: without it, memory grows run after run.
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=self.free_memory)
         if settings.seed is not None:
             keras.utils.set_random_seed(int(settings.seed))
 

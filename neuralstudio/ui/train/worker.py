@@ -151,7 +151,8 @@ class TrainWorker(QObject):
             trainer = Trainer(r.design, dataset=dataset, settings=r.settings, device=r.device,
                               mixed_precision=r.mixed_precision, runs_store=r.runs_store,
                               reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path,
-                              initial_weights=r.initial_weights)
+                              initial_weights=r.initial_weights,
+                              free_memory=False)  # the workspace collects after the run, not during it
             result = trainer.run()
         except UserError as exc:
             self.crashed.emit(str(exc))

@@ -12,6 +12,7 @@ of this workspace is left running.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
@@ -594,6 +595,9 @@ class TrainWorkspace(QWidget):
         self._info_dirty = True
         if self.isVisible():
             QTimer.singleShot(0, self._update_info)
+        # The trainer skipped its garbage collection so as not to freeze the plots; do it now that
+        # nothing is animating, so memory does not grow run after run.
+        QTimer.singleShot(0, gc.collect)
         self.running_changed.emit(False)
 
     def _finish_failed(self, message: str) -> None:
