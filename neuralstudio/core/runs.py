@@ -20,6 +20,7 @@ from typing import Any
 
 from neuralstudio.core.atomic import atomic_write_text
 from neuralstudio.core.errors import UserError
+from neuralstudio.core.formatting import format_value
 from neuralstudio.core.paths import user_data_dir
 
 RUN_FILE = "run.json"
@@ -195,7 +196,7 @@ class Comparison:
         """A plain-text table for the terminal."""
         lines = [f"A: {self.a.id}  ({self.a.name}, {self.a.status})",
                  f"B: {self.b.id}  ({self.b.name}, {self.b.status})", ""]
-        rows = [(d.section, d.key, _fmt(d.a), _fmt(d.b)) for d in self.differences]
+        rows = [(d.section, d.key, format_value(d.a), format_value(d.b)) for d in self.differences]
         if rows:
             w = [max(len(r[i]) for r in [("", "setting", "A", "B"), *rows]) for i in range(4)]
             lines.append(f"{'':{w[0]}}  {'setting':{w[1]}}  {'A':>{w[2]}}  {'B':>{w[3]}}")
@@ -207,14 +208,6 @@ class Comparison:
             lines.append("")
             lines.append("same: " + ", ".join(self.same_hyperparameters))
         return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 RESULT_KEYS = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
@@ -324,7 +317,7 @@ class RunsStore:
             if va != vb:
                 diffs.append(Difference("hyperparameters", key, va, vb))
             else:
-                same.append(f"{key}={_fmt(va)}")
+                same.append(f"{key}={format_value(va)}")
         for key in ("name", "source", "train_size", "test_size", "train_samples", "validation_samples"):
             va, vb = ra.data.get(key), rb.data.get(key)
             if va != vb:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuralstudio.core.errors import UserError
+from neuralstudio.core.formatting import format_shape as core_format_shape
 from neuralstudio.core.graph import INPUT_CLASS, Graph, GraphError, Node
 from neuralstudio.core.problems import Problem
 from neuralstudio.ml import diagnose
@@ -82,11 +83,12 @@ class BuildError(UserError, ValueError):
 
 
 def format_shape(shape: Any) -> str:
+    """One shape, or a layer's several output shapes; ``?`` when unknown."""
     if shape is None:
         return "?"
     if isinstance(shape, list):
         return ", ".join(format_shape(s) for s in shape)
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+    return core_format_shape(shape)
 
 
 def layer_class(class_name: str) -> type | None:

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from neuralstudio.core.arity import MERGE_LAYERS, input_arity
+from neuralstudio.core.formatting import format_shape
 from neuralstudio.core.graph import INPUT_CLASS, Graph, Node
 from neuralstudio.core.problems import Fix, Problem
 
@@ -53,7 +54,7 @@ def label(node: Node) -> str:
 
 
 def fmt(shape: Any) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+    return format_shape(shape)
 
 
 def _shape(t: Any) -> tuple:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuralstudio.core.formatting import format_shape, format_value
+
 
 @dataclass
 class TensorInfo:
@@ -95,7 +97,7 @@ class ModelInfo:
                          + (f" on {self.saved}" if self.saved else "")
                          + (f" ({self.backend} backend)" if self.backend else ""))
         for label, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):
-            shown = ", ".join(f"{t.name} {_shape(t.shape)} {t.dtype}" for t in tensors)
+            shown = ", ".join(f"{t.name} {format_shape(t.shape)} {t.dtype}" for t in tensors)
             lines.append(f"  {label + ':':11} {shown}")
         lines.append(f"  parameters: {self.total_params:,} ({self.trainable_params:,} trainable, "
                      f"{self.non_trainable_params:,} non-trainable)")
@@ -117,25 +119,13 @@ class ModelInfo:
             lines.append("  " + "  ".join(f"{k:>12}" for k in ["epoch", *keys]))
             for i in range(epochs):
                 vals = [self.history[k][i] if i < len(self.history[k]) else None for k in keys]
-                lines.append("  " + "  ".join(f"{v:>12}" for v in [str(i + 1), *map(_num, vals)]))
+                lines.append("  " + "  ".join(f"{v:>12}" for v in [str(i + 1), *map(format_value, vals)]))
             final = self.run.get("final") or {}
             if final:
-                lines.append("  final: " + ", ".join(f"{k} {_num(v)}" for k, v in final.items()))
+                lines.append("  final: " + ", ".join(f"{k} {format_value(v)}" for k, v in final.items()))
         else:
             lines.append("Training history: none recorded (the file was not saved by a NeuralStudio training run).")
         return "\n".join(lines)
-
-
-def _num(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _shape(shape: list[int | None]) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 def _format_label(fmt: str) -> str:
@@ -200,8 +190,8 @@ def _layer_shape(layer: Any) -> str:
     except (AttributeError, ValueError):
         return "?"
     if isinstance(out, (list, tuple)):
-        return ", ".join(_shape([None if d is None else int(d) for d in o.shape]) for o in out)
-    return _shape([None if d is None else int(d) for d in out.shape])
+        return ", ".join(format_shape([None if d is None else int(d) for d in o.shape]) for o in out)
+    return format_shape([None if d is None else int(d) for d in out.shape])
 
 
 def _run_summary(model_path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:

@@ -22,19 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from neuralstudio.core.formatting import format_shape, format_value
 from neuralstudio.ml.model_info import ModelInfo, human_size
-
-
-def _shape(shape: list[int | None]) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
-def _num(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -111,8 +100,8 @@ class ModelInfoView(QWidget):
         else:
             f["file"].setText("not saved yet")
             f["saved_by"].setText("-")
-        f["inputs"].setText("; ".join(f"{t.name} {_shape(t.shape)} {t.dtype}" for t in info.inputs))
-        f["outputs"].setText("; ".join(f"{t.name} {_shape(t.shape)} {t.dtype}" for t in info.outputs))
+        f["inputs"].setText("; ".join(f"{t.name} {format_shape(t.shape)} {t.dtype}" for t in info.inputs))
+        f["outputs"].setText("; ".join(f"{t.name} {format_shape(t.shape)} {t.dtype}" for t in info.outputs))
         f["params"].setText(f"{info.total_params:,} ({info.trainable_params:,} trainable, "
                             f"{info.non_trainable_params:,} non-trainable)")
         f["compiled"].setText(", ".join(f"{k} {v}" for k, v in info.compiled.items()) or "not compiled")
@@ -122,11 +111,11 @@ class ModelInfoView(QWidget):
         epochs = max((len(v) for v in info.history.values()), default=0)
         self.history_table.setColumnCount(1 + len(keys))
         self.history_table.setHorizontalHeaderLabels(["Epoch", *keys])
-        _fill(self.history_table, [[str(i + 1), *(_num(info.history[k][i] if i < len(info.history[k]) else None)
+        _fill(self.history_table, [[str(i + 1), *(format_value(info.history[k][i] if i < len(info.history[k]) else None)
                                                   for k in keys)] for i in range(epochs)],
               right_align=set(range(1 + len(keys))))
         if info.history:
-            final = ", ".join(f"{k} {_num(v)}" for k, v in (info.run.get("final") or {}).items())
+            final = ", ".join(f"{k} {format_value(v)}" for k, v in (info.run.get("final") or {}).items())
             self.history_note.setText(f"Run {info.run.get('id', '?')} ({info.run.get('status', '?')}, "
                                       f"data: {info.run.get('data') or '?'})" + (f". Final: {final}" if final else ""))
         else:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from neuralstudio.core.atomic import atomic_write_text
+from neuralstudio.core.formatting import format_value
 from neuralstudio.core.runs import RunRecord, RunsStore
 
 COLUMNS = ("run", "status", "optimizer", "learning rate", "batch", "epochs", "best val acc", "final loss", "time")
@@ -52,7 +53,7 @@ def run_label(rec: RunRecord) -> str:
     hp = rec.hyperparameters
     t = rec.id[9:15] if len(rec.id) >= 15 else rec.id
     t = f"{t[0:2]}:{t[2:4]}:{t[4:6]}" if len(t) == 6 and t.isdigit() else t
-    return f"{t} {hp.get('optimizer', '?')} lr={_fmt(hp.get('learning_rate'))}"
+    return f"{t} {hp.get('optimizer', '?')} lr={format_value(hp.get('learning_rate'))}"
 
 
 def curves_csv(rec: RunRecord) -> str:
@@ -80,14 +81,6 @@ def curves_csv(rec: RunRecord) -> str:
 
 def _csv(v: Any) -> str:
     return "" if v is None else repr(float(v)) if isinstance(v, (int, float)) else str(v)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def _seconds(v: Any) -> str:
@@ -201,11 +194,11 @@ class RunsPanel(QWidget):
             fl = final_loss(rec)
             secs = rec.timing.get("seconds")
             cells = [first, _SortItem(rec.status), _SortItem(str(hp.get("optimizer", "-"))),
-                     _SortItem(_fmt(hp.get("learning_rate")), hp.get("learning_rate")),
-                     _SortItem(_fmt(hp.get("batch_size")), hp.get("batch_size")),
-                     _SortItem(f"{len(rec.epochs)}/{_fmt(hp.get('epochs'))}", len(rec.epochs)),
+                     _SortItem(format_value(hp.get("learning_rate")), hp.get("learning_rate")),
+                     _SortItem(format_value(hp.get("batch_size")), hp.get("batch_size")),
+                     _SortItem(f"{len(rec.epochs)}/{format_value(hp.get('epochs'))}", len(rec.epochs)),
                      _SortItem("-" if bva is None else f"{bva:.2%}", bva),
-                     _SortItem(_fmt(fl), fl),
+                     _SortItem(format_value(fl), fl),
                      _SortItem(_seconds(secs), secs)]
             for col, item in enumerate(cells):
                 if col:
@@ -261,7 +254,7 @@ class RunsPanel(QWidget):
             text = "Tick two runs to see what differs between them."
         else:
             cmp_ = self.store.compare(ticked[0], ticked[1])
-            rows = [f"<b>{d.key}</b>: {_fmt(d.a)} → {_fmt(d.b)}" for d in cmp_.differences
+            rows = [f"<b>{d.key}</b>: {format_value(d.a)} → {format_value(d.b)}" for d in cmp_.differences
                     if d.section != "results" or d.key in ("val_accuracy", "test_accuracy", "seconds")]
             head = f"<b>A</b> {run_label(ticked[0])} vs <b>B</b> {run_label(ticked[1])}: "
             text = head + ("; ".join(rows) if rows else "same settings and results.")
