@@ -75,6 +75,7 @@ class TrainControl:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._holding = threading.Event()
 
     def request_stop(self) -> None:
         """Stop after the current execution; the weights trained so far are kept."""
@@ -97,9 +98,19 @@ class TrainControl:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def is_holding(self) -> bool:
+        """True while the training thread is actually held at a pause, not merely asked to pause
+        (a pause asked for while Keras compiles takes effect when compiling ends)."""
+        return self._holding.is_set()
+
     def wait_while_paused(self, timeout: float | None = None) -> bool:
         """Block while paused (until resume or stop); True when no longer paused."""
-        return self._running.wait(timeout)
+        self._holding.set()
+        try:
+            return self._running.wait(timeout)
+        finally:
+            self._holding.clear()
 
 
 @dataclass

@@ -46,8 +46,9 @@ def tiny_design(name: str = "tiny", activation: str = "softmax", hidden: int = 1
 
 @pytest.fixture
 def workspace(qtbot, tmp_path, tiny_data):
+    # Not qtbot.addWidget: pytest-qt would close the widget before this fixture's teardown, and closing
+    # a workspace whose run is still going (after a failed assertion) asks the user and waits forever.
     ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
-    qtbot.addWidget(ws)
     ws.set_dataset(tiny_data)
     ws.resize(1200, 800)
     yield ws
@@ -57,6 +58,8 @@ def workspace(qtbot, tmp_path, tiny_data):
         assert ws.request_close()
     finally:
         TrainWorkspace.confirm_close = staticmethod(ws_mod.default_confirm_close)
+        ws.close()
+        ws.deleteLater()
     assert ws_mod.running_training_threads() == 0
 
 
@@ -113,7 +116,10 @@ def test_pause_resume_stop_keeps_the_model(qtbot, workspace, tmp_path):
     wait_for_batches(qtbot, ws, 3)
     qtbot.mouseClick(ws.pause_button, Qt.MouseButton.LeftButton)
     assert ws.is_paused() and ws.pause_button.text() == "Resume"
-    qtbot.wait(400)  # let the worker reach the pause point and the timer drain what came before it
+    # a pause asked for while Keras compiles acts when compiling ends: wait until the worker holds,
+    # then let the timer drain what came before the pause point
+    qtbot.waitUntil(lambda: ws._control.is_holding, timeout=30_000)
+    qtbot.wait(200)
     n = len(ws.plots.loss.batch)
     qtbot.wait(600)
     assert len(ws.plots.loss.batch) == n, "batches arrived while paused"
