@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,3 +19,19 @@ def format_value(v: Any) -> str:
 def format_shape(shape: Iterable[int | None]) -> str:
     """``(None, 28, 28, 1)``: the batch dimension and other unknown sizes as ``None``."""
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def format_duration(seconds: Any) -> str:
+    """``0.4 s``, ``12 s``, ``3.5 min``, ``1.2 h``: tenths below 10 s, so a fast epoch does not read "0 s"."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return "-"
+    s = float(seconds)
+    if not math.isfinite(s) or s < 0:
+        return "-"
+    if s < 10:
+        return f"{s:.1f} s"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"

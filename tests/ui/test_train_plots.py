@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
+from neuralstudio.ui.train import plots as plots_mod
 from neuralstudio.ui.train.plots import GrowingSeries, TrainingPlots
 from neuralstudio.ui.train.workspace import TrainWorkspace, overfitting_start
 
@@ -100,3 +101,36 @@ def test_long_repaint_does_not_crash(qtbot):
         plots.acc_widget.repaint()
     assert plots.refresh_count == 1000
     assert len(plots.loss.batch) == 1000
+
+
+def test_grid_lines_are_opaque_tints_beneath_the_curves(qtbot):
+    """Translucent aliased lines are Qt's slow path: the grid is pre-blended over the background."""
+    from PySide6.QtGui import QColor, QPen
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    axis = plots.loss.item.getAxis("left")
+    pen = QPen(QColor(0, 0, 0, 64))
+    out = axis._opaque(pen)
+    assert out.color().alpha() == 255
+    assert out.color().red() == out.color().green() == out.color().blue() == round(255 * (1 - 64 / 255))
+    assert axis._opaque(pen) is out  # one pen per tick level, not one per line
+    assert axis._opaque(QPen(QColor(10, 20, 30))).color() == QColor(10, 20, 30)
+    assert axis.zValue() < plots.loss.item.vb.zValue()  # drawn beneath the curves' view box
+
+
+def test_overfitting_message_does_not_resize_the_plots(qtbot):
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(900, 400)
+    plots.show()
+    qtbot.waitExposed(plots)
+    assert "Overfitting" in plots.overfit_label.text() and plots.overfit_label.isVisible()  # the hint
+    size = plots.loss_widget.size()
+    plots.mark_overfitting(2, "Overfitting since epoch 2: validation loss has risen for 2 epochs while "
+                              "training loss kept falling, so the network is memorising the training examples.")
+    qtbot.wait(50)
+    assert plots.loss_widget.size() == size  # no re-layout, so no full re-render mid-run
+    assert plots.overfit_label.text().startswith("Overfitting since epoch 2")
+    plots.reset()
+    assert plots.overfit_label.text() == plots_mod.OVERFIT_HINT

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from neuralstudio.core.training_settings import TrainingSettings
 
 pytest.importorskip("pytestqt")
 
+from neuralstudio.ui import responsiveness  # noqa: E402
 from neuralstudio.ui.train import workspace as ws_mod  # noqa: E402
 from neuralstudio.ui.train.workspace import TrainWorkspace  # noqa: E402
 
@@ -107,6 +111,13 @@ def test_train_button_runs_and_plots_hold_reported_values(qtbot, workspace, tmp_
     assert ws.run_bar.value() == 100
     assert ws.runs_panel.table.rowCount() == 1
     assert ws.save_button.isEnabled()
+    # the GUI thread came first while it trained (see ui/responsiveness.py)
+    assert sys.getswitchinterval() <= responsiveness.GUI_SWITCH_INTERVAL_S
+    if sys.platform.startswith("linux"):
+        tf_threads = [t for t in os.listdir("/proc/self/task") if responsiveness._thread_name(int(t)).startswith("tf_")]
+        assert tf_threads and all(os.getpriority(os.PRIO_PROCESS, int(t)) >= responsiveness.TRAINING_NICE
+                                  for t in tf_threads)
+        assert os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id) < responsiveness.TRAINING_NICE
 
 
 def test_pause_resume_stop_keeps_the_model(qtbot, workspace, tmp_path):

@@ -19,12 +19,17 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QPalette, QPen
 from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 #: colours of the live curves (train batch, train epoch, validation epoch)
 BATCH_COLOR = (100, 149, 237, 150)
 TRAIN_COLOR = (30, 90, 200)
 VAL_COLOR = (220, 110, 20)
+#: the overfitting explanation's colour, and what the line under the plots says until then
+OVERFIT_TEXT_COLOR = "#b35900"
+OVERFIT_HINT = ("Overfitting is marked here and on the plots when validation loss keeps rising "
+                "while training loss keeps falling.")
 #: colours cycled for overlaid past runs
 OVERLAY_COLORS = [(44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
                   (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -88,6 +93,41 @@ class GrowingSeries:
         return self._y[: self._n]
 
 
+class GridAxis(pg.AxisItem):
+    """An axis whose grid lines are opaque tints drawn beneath the curves.
+
+    pyqtgraph draws grid lines as the axis's ticks in a translucent pen, without
+    anti-aliasing.  Qt's raster engine draws translucent aliased lines about 40x
+    slower than opaque ones (measured: 9 ms vs 0.24 ms for 60 lines), which made
+    every axis repaint cost 6-10 ms and the first refresh of a run stall the GUI
+    for 60-90 ms.  The same tint, pre-blended over the plot background, looks the
+    same; stacked behind the data (z < 0) it no longer paints over the curves.
+    """
+
+    def __init__(self, orientation: str, **kwargs: Any) -> None:
+        super().__init__(orientation, **kwargs)
+        self._opaque_pens: dict[tuple[int, float], QPen] = {}  # a handful: one per tick level
+
+    def drawPicture(self, p, axis_spec, tick_specs, text_specs) -> None:  # noqa: N802 - pyqtgraph's name
+        super().drawPicture(p, axis_spec, [(self._opaque(pen), p1, p2) for pen, p1, p2 in tick_specs], text_specs)
+
+    def _opaque(self, pen: QPen) -> QPen:
+        c = pen.color()
+        if c.alpha() == 255:
+            return pen
+        key = (c.rgba(), pen.widthF())
+        out = self._opaque_pens.get(key)
+        if out is None:
+            bg = pg.mkColor(pg.getConfigOption("background"))
+            a = c.alphaF()
+            out = QPen(pen)
+            out.setColor(QColor(round(bg.red() + (c.red() - bg.red()) * a),
+                                round(bg.green() + (c.green() - bg.green()) * a),
+                                round(bg.blue() + (c.blue() - bg.blue()) * a)))
+            self._opaque_pens[key] = out
+        return out
+
+
 def _finite_for_plot(x: np.ndarray, y: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
     """Drop NaN/inf (and non-positive values on a log axis): pyqtgraph would draw garbage."""
     ok = np.isfinite(y)
@@ -110,6 +150,8 @@ class _MetricPlot:
         self.item.setLabel("left", label)
         for side in ("left", "bottom"):
             self.item.getAxis(side).enableAutoSIPrefix(False)  # "loss (x0.001)" with 250 reads as nonsense
+        for side in ("left", "bottom"):
+            self.item.getAxis(side).setZValue(self.item.vb.zValue() - 1)  # grid beneath the curves (GridAxis)
         for side in ("left", "bottom", "right", "top"):
             # With a grid an axis item spans the whole plot, so every curve update would repaint its
             # tick text (measured: most of the GUI's CPU during training). Cached as a pixmap, an axis
@@ -223,6 +265,10 @@ class _MetricPlot:
         return out
 
 
+def _grid_axes() -> dict[str, GridAxis]:
+    return {side: GridAxis(side) for side in ("left", "bottom")}
+
+
 class TrainingPlots(QWidget):
     """The loss plot (``lossPlot``) and the accuracy plot (``accuracyPlot``) side by side.
 
@@ -235,11 +281,11 @@ class TrainingPlots(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         pg.setConfigOptions(antialias=False, background="w", foreground="k")
-        self.loss_widget = pg.PlotWidget(self)
+        self.loss_widget = pg.PlotWidget(self, axisItems=_grid_axes())
         self.loss_widget.setObjectName("lossPlot")
         self.loss_widget.setAccessibleName("lossPlot")
         self.loss_widget.setAccessibleDescription("Training and validation loss per epoch")
-        self.acc_widget = pg.PlotWidget(self)
+        self.acc_widget = pg.PlotWidget(self, axisItems=_grid_axes())
         self.acc_widget.setObjectName("accuracyPlot")
         self.acc_widget.setAccessibleName("accuracyPlot")
         self.acc_widget.setAccessibleDescription("Training and validation accuracy per epoch")
@@ -254,11 +300,17 @@ class TrainingPlots(QWidget):
         self.hover_label.setObjectName("hoverLabel")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.hover_label.setWordWrap(True)
-        self.overfit_label = QLabel("", self)
+        # Always shown, at least two lines high: a label that appeared mid-run would shrink and so
+        # re-render both plots (measured: 23 ms, twice that while training competes for the CPU).
+        self.overfit_label = QLabel(self)
         self.overfit_label.setObjectName("overfitLabel")
+        self.overfit_label.setAccessibleName("Overfitting")
         self.overfit_label.setWordWrap(True)
-        self.overfit_label.setStyleSheet("color: #b35900;")
-        self.overfit_label.hide()
+        self.overfit_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.overfit_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        fm = self.overfit_label.fontMetrics()
+        self.overfit_label.setMinimumHeight(2 * fm.lineSpacing() + 4)
+        self._show_overfit_hint()
 
         row = QHBoxLayout()
         row.addWidget(self.loss_widget, 1)
@@ -292,7 +344,7 @@ class TrainingPlots(QWidget):
             else:
                 plot.item.enableAutoRange(x=True, y=False)
         self.overfit_epoch = None
-        self.overfit_label.hide()
+        self._show_overfit_hint()
         self.refresh()
 
     def add_batches(self, xs: Sequence[float], losses: Sequence[float], accs: Sequence[float]) -> None:
@@ -348,7 +400,18 @@ class TrainingPlots(QWidget):
             plot.item.addItem(line, ignoreBounds=True)
             plot.markers.extend([region, line])
         self.overfit_label.setText(message)
-        self.overfit_label.show()
+        self._set_overfit_color(OVERFIT_TEXT_COLOR)
+
+    def _show_overfit_hint(self) -> None:
+        self.overfit_label.setText(OVERFIT_HINT)
+        self._set_overfit_color(None)
+
+    def _set_overfit_color(self, color: str | None) -> None:
+        """Recolour through the palette: a style sheet change would re-polish and re-lay out the label."""
+        pal = self.overfit_label.palette()
+        role = self.overfit_label.foregroundRole()
+        pal.setColor(role, QColor(color) if color else self.palette().color(QPalette.ColorRole.PlaceholderText))
+        self.overfit_label.setPalette(pal)
 
     # ------------------------------------------------------------------ overlays
     def clear_overlays(self) -> None:

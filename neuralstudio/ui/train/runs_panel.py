@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from neuralstudio.core.atomic import atomic_write_text
-from neuralstudio.core.formatting import format_value
+from neuralstudio.core.formatting import format_duration, format_value
 from neuralstudio.core.runs import RunRecord, RunsStore
 
 COLUMNS = ("run", "status", "optimizer", "learning rate", "batch", "epochs", "best val acc", "final loss", "time")
@@ -81,12 +81,6 @@ def curves_csv(rec: RunRecord) -> str:
 
 def _csv(v: Any) -> str:
     return "" if v is None else repr(float(v)) if isinstance(v, (int, float)) else str(v)
-
-
-def _seconds(v: Any) -> str:
-    if not isinstance(v, (int, float)):
-        return "-"
-    return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
 
 
 class _SortItem(QTableWidgetItem):
@@ -199,7 +193,7 @@ class RunsPanel(QWidget):
                      _SortItem(f"{len(rec.epochs)}/{format_value(hp.get('epochs'))}", len(rec.epochs)),
                      _SortItem("-" if bva is None else f"{bva:.2%}", bva),
                      _SortItem(format_value(fl), fl),
-                     _SortItem(_seconds(secs), secs)]
+                     _SortItem(format_duration(secs), secs)]
             for col, item in enumerate(cells):
                 if col:
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)

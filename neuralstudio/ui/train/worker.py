@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from neuralstudio.core.errors import UserError
+from neuralstudio.ui.responsiveness import lower_training_threads
 
 
 @dataclass
@@ -139,6 +140,8 @@ class TrainWorker(QObject):
         try:
             from neuralstudio.ml.trainer import Trainer
 
+            # The GUI thread comes first (see responsiveness); threads this one starts inherit its priority.
+            lower_training_threads([threading.get_native_id()])
             r = self.request
             dataset = r.dataset
             if isinstance(dataset, str):

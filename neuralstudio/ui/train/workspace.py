@@ -42,7 +42,9 @@ from PySide6.QtWidgets import (
 
 from neuralstudio.core.design import Design, design_from_dict
 from neuralstudio.core.errors import UserError
+from neuralstudio.core.formatting import format_duration
 from neuralstudio.core.runs import RunRecord, RunsStore
+from neuralstudio.ui.responsiveness import favor_gui_thread
 from neuralstudio.ui.train.plots import TrainingPlots
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
@@ -70,16 +72,6 @@ def _num(v: Any) -> float | None:
         return float(v)
     except (TypeError, ValueError):
         return None
-
-
-def _duration(s: float) -> str:
-    if not math.isfinite(s) or s < 0:
-        return "-"
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
 
 
 def overfitting_start(train_loss: list[float], val_loss: list[float], n: int = OVERFIT_EPOCHS) -> int | None:
@@ -358,12 +350,17 @@ class TrainWorkspace(QWidget):
         thread.finished.connect(self._on_thread_finished)
         self._worker, self._thread = worker, thread
         LIVE_THREADS.add(thread)
-        self._t0 = time.perf_counter()
-        thread.start()
-        self._timer.start()
         self.settings_panel.set_running(True)
         self._update_buttons()
         self.running_changed.emit(True)
+        # Paint the cleared plots and the new button states now, while no training thread competes for
+        # the CPU and the GIL: painted after thread.start(), the same repaint stalled the window 50+ ms.
+        if self.isVisible():
+            self.repaint()
+        favor_gui_thread()
+        self._t0 = time.perf_counter()
+        thread.start()
+        self._timer.start()
         return True
 
     def pause(self) -> None:
@@ -516,7 +513,7 @@ class TrainWorkspace(QWidget):
         fit = self._fit_samples()
         if self._sps > 0:
             left = (epochs - x) * fit / self._sps if fit else math.nan
-            self.speed_label.setText(f"{self._sps:,.0f} samples/s · {_duration(left)} left")
+            self.speed_label.setText(f"{self._sps:,.0f} samples/s · {format_duration(left)} left")
         steps = self._steps_guess or self._steps.get(epoch, batch + 1)
         # progress-bar formats, not a word-wrapped label: a label's new text re-lays out the window
         self.epoch_bar.setFormat(f"epoch {epoch + 1}/{epochs} · batch {batch + 1}/{steps}")
@@ -616,6 +613,9 @@ class TrainWorkspace(QWidget):
         if status in ("finished", "early_stopped"):
             self.epoch_bar.setValue(100)
             self.run_bar.setValue(100)
+        sps = _num(getattr(result, "samples_per_second", None))
+        if sps:  # nothing is "left" any more: keep only the speed of the whole run
+            self.speed_label.setText(f"{sps:,.0f} samples/s")
         model = getattr(result, "model", None)
         if model is not None and status != "nan":
             label = f"{self._request.design.name if self._request else 'model'} ({getattr(result, 'run_id', '')})"
@@ -635,7 +635,7 @@ class TrainWorkspace(QWidget):
         elif vacc is not None:
             score = f" Validation accuracy {vacc:.2%}."
         if status == "finished":
-            head = given or f"Training finished: {epochs} epochs in {_duration(secs)}."
+            head = given or f"Training finished: {epochs} epochs in {format_duration(secs)}."
             nxt = " Next: draw digits in the Predict workspace, or change a setting and train again to compare."
             return head + ("" if acc is None or f"{acc:.2%}" in head else score) + nxt
         if status == "early_stopped":
@@ -732,7 +732,7 @@ class TrainWorkspace(QWidget):
         n = _num(rec.timing.get("train_samples")) or _num(rec.data.get("train_size")) or 0.0
         if sps <= 0 or n <= 0:
             return ""
-        return f"About {_duration(n / sps)} per epoch ({sps:,.0f} samples/s in the last run)."
+        return f"About {format_duration(n / sps)} per epoch ({sps:,.0f} samples/s in the last run)."
 
     def _detect_devices(self) -> None:
         """Offer the GPUs TensorFlow sees; only once TensorFlow is loaded (importing it here would freeze the
@@ -814,7 +814,7 @@ class TrainWorkspace(QWidget):
         fit = n * (1 - settings.validation_split)
         self.settings_panel.estimate_label.setText(
             self.settings_panel.estimate_label.text().split(" Time per epoch")[0].split(" About")[0]
-            + f" About {_duration(fit / sps)} per epoch (measured {sps:,.0f} samples/s on this machine).")
+            + f" About {format_duration(fit / sps)} per epoch (measured {sps:,.0f} samples/s on this machine).")
 
     def _on_overlay_changed(self, records: list[RunRecord]) -> None:
         self.plots.set_overlays([(run_label(r), r.history()) for r in records])

@@ -1,0 +1,74 @@
+"""Keeps the GUI thread first in line, for the interpreter and for the CPU, while training runs.
+
+Two things made the window stall 50-130 ms while a model trained on a 2-core machine:
+
+* **The GIL.**  CPython hands the GIL to a waiting thread only after the thread
+  holding it has run for the *switch interval* (5 ms by default).  A repaint of
+  the training plots re-enters Python dozens of times (every pyqtgraph item's
+  ``paint`` and ``boundingRect``), and while the training thread is in Python
+  (tracing a ``tf.function``, building the model, starting an epoch) each
+  re-entry can wait that long.  :func:`favor_gui_thread` shortens the interval
+  to 1 ms; the training thread pays only when the GUI actually asks for the GIL,
+  which an idle event loop does not.
+* **The CPU.**  TensorFlow keeps one compute thread per core busy, so the GUI
+  thread waited for a core behind them.  :func:`lower_training_threads` runs the
+  training thread and TensorFlow's threads (named ``tf_*``) a few nice steps
+  below the GUI thread (Linux only).  With the CPU otherwise idle they get all of
+  it, so training speed is unchanged (measured in
+  ``tests/benchmarks/bench_train_window.py``); when the GUI needs a core, the
+  scheduler gives it one at once.  An unprivileged process cannot raise a
+  thread's priority again, so the threads stay lowered for the session, which
+  only ever makes them yield.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterable
+
+#: the longest the GUI thread waits for the GIL at each re-entry into Python
+GUI_SWITCH_INTERVAL_S = 0.001
+#: nice value of training threads (the GUI thread keeps the process's, normally 0)
+TRAINING_NICE = 5
+_TASKS = "/proc/self/task"
+
+
+def favor_gui_thread() -> None:
+    """Shorten the interpreter's switch interval to :data:`GUI_SWITCH_INTERVAL_S` (never lengthen it)."""
+    if sys.getswitchinterval() > GUI_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+
+
+def lower_training_threads(thread_ids: Iterable[int] = ()) -> int:
+    """Move TensorFlow's threads and ``thread_ids`` (native ids) to :data:`TRAINING_NICE`.
+
+    Threads those threads start later inherit the lower priority.  Returns how
+    many threads were changed; does nothing (returns 0) where threads have no
+    nice value of their own (not Linux) and never touches the main (GUI) thread.
+    """
+    if not sys.platform.startswith("linux") or not os.path.isdir(_TASKS):
+        return 0
+    gui = threading.main_thread().native_id
+    wanted = {int(t) for t in thread_ids}
+    changed = 0
+    for entry in os.listdir(_TASKS):
+        tid = int(entry)
+        if tid == gui or (tid not in wanted and not _thread_name(tid).startswith("tf_")):
+            continue
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < TRAINING_NICE:
+                os.setpriority(os.PRIO_PROCESS, tid, TRAINING_NICE)
+                changed += 1
+        except OSError:  # the thread has ended, or the system refuses: only responsiveness is at stake
+            continue
+    return changed
+
+
+def _thread_name(tid: int) -> str:
+    try:
+        with open(f"{_TASKS}/{tid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
