@@ -219,9 +219,12 @@ class Trainer:
     # ------------------------------------------------------------------ public
     def run(self) -> RunResult:
         """Train; never raises for user errors (``on_failed`` + a ``failed`` result instead)."""
+        from neuralstudio.ml.custom_gradients import released_custom_gradients
+
         t0 = time.perf_counter()
         try:
-            result = self._run(t0)
+            with released_custom_gradients():  # else each run's traced graphs stay in memory
+                result = self._run(t0)
         except UserError as exc:
             return self._failed(str(exc), t0)
         except MemoryError:

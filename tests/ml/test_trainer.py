@@ -253,6 +253,19 @@ def test_runs_in_a_row_do_not_grow_memory_without_bound(sample):
     assert sizes[-1] - sizes[1] < 40
 
 
+def test_a_run_leaves_no_custom_gradient_holding_its_graphs(sample):
+    """tensorflow#97697: each traced train step left its graph in TF's gradient registry (6 MB a run)."""
+    from neuralstudio.ml.custom_gradients import _registry, custom_gradient_count
+
+    assert _registry() is not None, "TensorFlow's gradient registry moved: revisit ml/custom_gradients.py"
+    data = slice_of(sample, 128, 32)
+    settings = TrainingSettings(epochs=2, batch_size=32, validation_split=0.25)
+    before = custom_gradient_count()
+    for _ in range(2):
+        assert Trainer(mlp_design(), dataset=data, settings=settings, free_memory=False).run().status == "finished"
+        assert custom_gradient_count() == before
+
+
 def test_steps_per_execution_is_chosen_from_the_measured_step_time():
     from neuralstudio.ml.callbacks import EXECUTION_TARGET_S, EngineCallback
 
