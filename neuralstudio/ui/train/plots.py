@@ -216,7 +216,8 @@ class _MetricPlot:
         lo, hi = min(lows), max(highs)
         span = max(hi - lo, 1e-3)
         cur_lo, cur_hi = self.item.getViewBox().viewRange()[1]
-        inside = cur_lo <= lo and hi <= cur_hi
+        edge = 0.02 * (cur_hi - cur_lo)  # a point on the very edge would be drawn half outside
+        inside = cur_lo + edge <= lo and hi <= cur_hi - edge
         if force or not inside or (cur_hi - cur_lo) > 3 * span:
             pad = 0.08 * span
             self.item.setYRange(lo - pad, hi + pad, padding=0)
