@@ -12,13 +12,10 @@ Three things made the window stall 50-130 ms while a model trained on a 2-core m
   which an idle event loop does not.
 * **Garbage collection.**  A full collection walks every object the process
   holds (about 275,000 once Keras is imported) with the GIL held: 80-190 ms.
-  Training allocates enough to start one early in a run, in whichever thread
-  allocates, and a collection in the training thread may also destroy garbage Qt
-  objects there (measured: a deadlock in Qt's object destructor).
-  :class:`GuiOwnedGarbageCollection` switches automatic collection off for a run;
-  the GUI thread collects the young generations itself when they fill up (a few
-  ms), and everything once the run has ended.  A run leaves 4,000-11,000 objects
-  in cycles (its traced functions), not more per batch, so nothing piles up.
+  Training allocates enough to trigger one now and then, and the window froze
+  for as long.  :func:`settle_heap` collects at a quiet moment (after Keras has
+  loaded, after each run) and then ``gc.freeze()``-s the survivors, so the
+  collections during a run only walk what the run itself created.
 * **The CPU.**  TensorFlow keeps one compute thread per core busy, so the GUI
   thread waited for a core behind them.  :func:`lower_training_threads` runs the
   training thread and TensorFlow's threads (named ``tf_*``) a few nice steps
@@ -51,42 +48,16 @@ def favor_gui_thread() -> None:
         sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
 
 
-class GuiOwnedGarbageCollection:
-    """While a run trains, only the GUI thread collects garbage, in small steps.
+def settle_heap() -> None:
+    """Collect all garbage, then exempt what survives from later automatic collections.
 
-    ``start()`` when a run starts, ``step()`` from a GUI timer, ``finish()`` when
-    it has ended (on the GUI thread).  Automatic collection is switched back on
-    only if it was on to begin with.
+    Call it when a pause of 0.1-0.2 s goes unnoticed.  It unfreezes first, so
+    objects frozen earlier that have become garbage since (a previous run's
+    model) are collected too.
     """
-
-    #: net allocations that make :meth:`step` collect the young generations
-    YOUNG_LIMIT = 50_000
-
-    def __init__(self) -> None:
-        self._was_enabled: bool | None = None
-
-    @property
-    def active(self) -> bool:
-        return self._was_enabled is not None
-
-    def start(self) -> None:
-        if self._was_enabled is None:
-            self._was_enabled = gc.isenabled()
-            gc.disable()
-
-    def step(self) -> None:
-        """Collect generations 0 and 1 when enough has been allocated since the last time (cheap)."""
-        if self._was_enabled is not None and gc.get_count()[0] > self.YOUNG_LIMIT:
-            gc.collect(1)
-
-    def finish(self) -> None:
-        """Collect everything the run left (0.1-0.2 s) and give collection back to the interpreter."""
-        if self._was_enabled is None:
-            return
-        was, self._was_enabled = self._was_enabled, None
-        gc.collect()
-        if was:
-            gc.enable()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def lower_training_threads(thread_ids: Iterable[int] = ()) -> int:

@@ -59,42 +59,23 @@ def test_a_thread_that_has_ended_is_skipped_quietly():
     assert resp.lower_training_threads([t.native_id]) == 0
 
 
-def test_during_a_run_only_the_gui_thread_collects_garbage():
+def test_settle_heap_freezes_survivors_and_still_frees_old_cycles():
     import gc
     import weakref
 
     class Node:
         pass
 
-    assert gc.isenabled()
-    owner = resp.GuiOwnedGarbageCollection()
-    owner.start()
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a reference cycle: only the cyclic collector can free it
+    gone = weakref.ref(a)
     try:
-        assert owner.active and not gc.isenabled()  # no thread starts a collection on its own
-        a, b = Node(), Node()
-        a.other, b.other = b, a
-        gone = weakref.ref(a)
+        resp.settle_heap()
+        assert gc.get_freeze_count() > 0  # survivors are exempt from automatic collections
         del a, b
-        owner.step()  # little allocated yet: nothing to do
-        junk = [[] for _ in range(resp.GuiOwnedGarbageCollection.YOUNG_LIMIT + 1000)]
-        owner.step()  # the young generations filled up: collected here, on the calling (GUI) thread
-        assert gone() is None
-        del junk
+        gc.collect()
+        assert gone() is not None  # frozen: an automatic (or plain) collection leaves it
+        resp.settle_heap()  # what runs after each training run
+        assert gone() is None  # the previous run's garbage is freed after all
     finally:
-        owner.finish()
-    assert not owner.active and gc.isenabled()
-    owner.finish()  # idempotent
-    assert gc.isenabled()
-
-
-def test_automatic_collection_stays_off_if_it_was_off():
-    import gc
-
-    gc.disable()
-    try:
-        owner = resp.GuiOwnedGarbageCollection()
-        owner.start()
-        owner.finish()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
+        gc.unfreeze()

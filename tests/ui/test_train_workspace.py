@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import sys
@@ -88,7 +87,6 @@ def test_train_button_runs_and_plots_hold_reported_values(qtbot, workspace, tmp_
     with qtbot.waitSignal(ws.running_changed, timeout=5000):
         qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
     assert ws.is_running() and not ws.train_button.isEnabled() and ws.stop_button.isEnabled()
-    assert not gc.isenabled()  # only the GUI thread collects during a run
     run_to_end(qtbot, ws)
     assert states == [True, False]
     res = ws.last_result
@@ -113,9 +111,8 @@ def test_train_button_runs_and_plots_hold_reported_values(qtbot, workspace, tmp_
     assert ws.run_bar.value() == 100
     assert ws.runs_panel.table.rowCount() == 1
     assert ws.save_button.isEnabled()
-    # the GUI thread came first while it trained (see ui/responsiveness.py), and collects again after it
+    # the GUI thread came first while it trained (see ui/responsiveness.py)
     assert sys.getswitchinterval() <= responsiveness.GUI_SWITCH_INTERVAL_S
-    qtbot.waitUntil(lambda: gc.isenabled(), timeout=2000)
     if sys.platform.startswith("linux"):
         tf_threads = [t for t in os.listdir("/proc/self/task") if responsiveness._thread_name(int(t)).startswith("tf_")]
         assert tf_threads and all(os.getpriority(os.PRIO_PROCESS, int(t)) >= responsiveness.TRAINING_NICE

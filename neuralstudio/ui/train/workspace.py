@@ -43,7 +43,7 @@ from neuralstudio.core.design import Design, design_from_dict
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.formatting import format_duration
 from neuralstudio.core.runs import RunRecord, RunsStore
-from neuralstudio.ui.responsiveness import GuiOwnedGarbageCollection, favor_gui_thread
+from neuralstudio.ui.responsiveness import favor_gui_thread, settle_heap
 from neuralstudio.ui.train.plots import TrainingPlots
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
@@ -235,7 +235,6 @@ class TrainWorkspace(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(split)
 
-        self._gc = GuiOwnedGarbageCollection()
         self._timer = QTimer(self)
         self._timer.setInterval(DRAIN_INTERVAL_MS)
         self._timer.timeout.connect(self._on_drain_timer)
@@ -358,7 +357,6 @@ class TrainWorkspace(QWidget):
         if self.isVisible():
             self.repaint()
         favor_gui_thread()
-        self._gc.start()  # collections only on this thread, in small steps (see responsiveness)
         self._t0 = time.perf_counter()
         thread.start()
         self._timer.start()
@@ -400,7 +398,6 @@ class TrainWorkspace(QWidget):
         """
         if not self.is_running():
             self._timer.stop()
-            self._gc.finish()
             return True
         if not type(self).confirm_close(self):
             return False
@@ -409,7 +406,6 @@ class TrainWorkspace(QWidget):
             self._say("The run does not stop (it is still preparing or saving): wait a moment and close again.")
             return False
         self._timer.stop()
-        self._gc.finish()
         return True
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -452,7 +448,6 @@ class TrainWorkspace(QWidget):
         self.speed_label.setText("")
 
     def _on_drain_timer(self) -> None:
-        self._gc.step()
         if self._buffer is None:
             return
         d = self._buffer.drain()
@@ -596,14 +591,11 @@ class TrainWorkspace(QWidget):
         self._info_dirty = True
         if self.isVisible():
             QTimer.singleShot(0, self._update_info)
-        # The trainer skipped its garbage collection, and automatic collection was off during the run,
-        # so as not to freeze the plots; collect now that nothing is animating.
-        QTimer.singleShot(0, self._collect_after_run)
+        # The trainer skipped its garbage collection so as not to freeze the plots; do it now that
+        # nothing is animating, so memory does not grow run after run (and freeze what survives, so
+        # the next run's automatic collections stay short: see responsiveness).
+        QTimer.singleShot(0, settle_heap)
         self.running_changed.emit(False)
-
-    def _collect_after_run(self) -> None:
-        if not self.is_running():  # a new run started meanwhile: collect after that one
-            self._gc.finish()
 
     def _finish_failed(self, message: str) -> None:
         self.last_result = None
