@@ -46,7 +46,6 @@ from neuralstudio.ui.inspector import Inspector
 from neuralstudio.ui.keras_loader import KerasLoader
 from neuralstudio.ui.palette import Palette
 from neuralstudio.ui.problems_panel import ProblemsList
-from neuralstudio.ui.responsiveness import settle_heap
 from neuralstudio.ui.tasks import TaskRunner
 
 NODES_MIME = "application/x-neuralstudio-nodes"
@@ -56,7 +55,6 @@ MAX_RECENT = 8
 AUTOSAVE_MS = 60_000
 ANALYSIS_DELAY_MS = 300
 PAGES_DELAY_MS = 250  # build the Train/Predict pages after the first paint
-SETTLE_HEAP_DELAY_MS = 3000  # after Keras has loaded: collect and freeze the start-up heap
 
 
 def settings() -> QSettings:
@@ -826,10 +824,6 @@ class MainWindow(QMainWindow):
         self.inspector.set_catalog(self._catalog.get, cat.validate_param)
         self.problems.set_status("Checking the network…")
         self._schedule_analysis(now=True)
-        # Once start-up has settled (first check done, bundled model loaded), collect and freeze the
-        # heap that importing TensorFlow built, so that no automatic collection walks it again while
-        # a model trains (responsiveness.settle_heap).
-        QTimer.singleShot(SETTLE_HEAP_DELAY_MS, settle_heap)
 
     def _on_keras_failed(self, message: str) -> None:
         self.keras_label.setText("Keras failed to load")

@@ -1,6 +1,6 @@
 """Keeps the GUI thread first in line, for the interpreter and for the CPU, while training runs.
 
-Three things made the window stall 50-130 ms while a model trained on a 2-core machine:
+Two things made the window stall 50-130 ms while a model trained on a 2-core machine:
 
 * **The GIL.**  CPython hands the GIL to a waiting thread only after the thread
   holding it has run for the *switch interval* (5 ms by default).  A repaint of
@@ -10,12 +10,6 @@ Three things made the window stall 50-130 ms while a model trained on a 2-core m
   re-entry can wait that long.  :func:`favor_gui_thread` shortens the interval
   to 1 ms; the training thread pays only when the GUI actually asks for the GIL,
   which an idle event loop does not.
-* **Garbage collection.**  A full collection walks every object the process
-  holds (about 275,000 once Keras is imported) with the GIL held: 80-190 ms.
-  Training allocates enough to trigger one now and then, and the window froze
-  for as long.  :func:`settle_heap` collects at a quiet moment (after Keras has
-  loaded, after each run) and then ``gc.freeze()``-s the survivors, so the
-  collections during a run only walk what the run itself created.
 * **The CPU.**  TensorFlow keeps one compute thread per core busy, so the GUI
   thread waited for a core behind them.  :func:`lower_training_threads` runs the
   training thread and TensorFlow's threads (named ``tf_*``) a few nice steps
@@ -29,7 +23,6 @@ Three things made the window stall 50-130 ms while a model trained on a 2-core m
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import threading
@@ -46,18 +39,6 @@ def favor_gui_thread() -> None:
     """Shorten the interpreter's switch interval to :data:`GUI_SWITCH_INTERVAL_S` (never lengthen it)."""
     if sys.getswitchinterval() > GUI_SWITCH_INTERVAL_S:
         sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
-
-
-def settle_heap() -> None:
-    """Collect all garbage, then exempt what survives from later automatic collections.
-
-    Call it when a pause of 0.1-0.2 s goes unnoticed.  It unfreezes first, so
-    objects frozen earlier that have become garbage since (a previous run's
-    model) are collected too.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 def lower_training_threads(thread_ids: Iterable[int] = ()) -> int:

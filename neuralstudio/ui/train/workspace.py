@@ -12,6 +12,7 @@ of this workspace is left running.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
@@ -43,7 +44,7 @@ from neuralstudio.core.design import Design, design_from_dict
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.formatting import format_duration
 from neuralstudio.core.runs import RunRecord, RunsStore
-from neuralstudio.ui.responsiveness import favor_gui_thread, settle_heap
+from neuralstudio.ui.responsiveness import favor_gui_thread
 from neuralstudio.ui.train.plots import TrainingPlots
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
@@ -592,9 +593,8 @@ class TrainWorkspace(QWidget):
         if self.isVisible():
             QTimer.singleShot(0, self._update_info)
         # The trainer skipped its garbage collection so as not to freeze the plots; do it now that
-        # nothing is animating, so memory does not grow run after run (and freeze what survives, so
-        # the next run's automatic collections stay short: see responsiveness).
-        QTimer.singleShot(0, settle_heap)
+        # nothing is animating, so memory does not grow run after run.
+        QTimer.singleShot(0, gc.collect)
         self.running_changed.emit(False)
 
     def _finish_failed(self, message: str) -> None:
