@@ -11,6 +11,15 @@ from neuralstudio.ui.train.plots import GrowingSeries, TrainingPlots
 from neuralstudio.ui.train.workspace import TrainWorkspace, overfitting_start
 
 
+def shown_plots(qtbot, width: int, height: int) -> TrainingPlots:
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(width, height)
+    plots.show()
+    qtbot.waitExposed(plots)
+    return plots
+
+
 def test_growing_series_doubles_and_keeps_values():
     s = GrowingSeries(4)
     for i in range(5):
@@ -47,11 +56,7 @@ def test_overfitting_is_marked_and_explained(qtbot):
 
 
 def test_log_scale_and_values_under_the_mouse(qtbot):
-    plots = TrainingPlots()
-    qtbot.addWidget(plots)
-    plots.resize(900, 400)
-    plots.show()
-    qtbot.waitExposed(plots)
+    plots = shown_plots(qtbot, 900, 400)
     plots.add_batches([0.5, 1.0, 1.5, 2.0], [2.0, 1.0, 0.5, 0.25], [0.1, 0.2, 0.3, 0.4])
     plots.add_epoch(1.0, {"loss": 1.0, "accuracy": 0.2, "val_loss": 1.1, "val_accuracy": 0.15})
     plots.add_epoch(2.0, {"loss": 0.25, "accuracy": 0.4, "val_loss": 0.3, "val_accuracy": 0.35})
@@ -86,11 +91,7 @@ def test_long_repaint_does_not_crash(qtbot):
 
     The soak script (tests/benchmarks/soak_train_window.py) does 5,000; CI keeps 1,000.
     """
-    plots = TrainingPlots()
-    qtbot.addWidget(plots)
-    plots.resize(800, 300)
-    plots.show()
-    qtbot.waitExposed(plots)
+    plots = shown_plots(qtbot, 800, 300)
     rng = np.random.default_rng(0)
     for i in range(1000):
         plots.add_batches([i / 100], [float(rng.random())], [float(rng.random())])
@@ -120,11 +121,7 @@ def test_grid_lines_are_opaque_tints_beneath_the_curves(qtbot):
 
 
 def test_overfitting_message_does_not_resize_the_plots(qtbot):
-    plots = TrainingPlots()
-    qtbot.addWidget(plots)
-    plots.resize(900, 400)
-    plots.show()
-    qtbot.waitExposed(plots)
+    plots = shown_plots(qtbot, 900, 400)
     assert "Overfitting" in plots.overfit_label.text() and plots.overfit_label.isVisible()  # the hint
     size = plots.loss_widget.size()
     plots.mark_overfitting(2, "Overfitting since epoch 2: validation loss has risen for 2 epochs while "

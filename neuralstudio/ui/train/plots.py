@@ -150,7 +150,6 @@ class _MetricPlot:
         self.item.setLabel("left", label)
         for side in ("left", "bottom"):
             self.item.getAxis(side).enableAutoSIPrefix(False)  # "loss (x0.001)" with 250 reads as nonsense
-        for side in ("left", "bottom"):
             self.item.getAxis(side).setZValue(self.item.vb.zValue() - 1)  # grid beneath the curves (GridAxis)
         for side in ("left", "bottom", "right", "top"):
             # With a grid an axis item spans the whole plot, so every curve update would repaint its
@@ -359,11 +358,11 @@ class TrainingPlots(QWidget):
     def add_epoch(self, x: float, logs: dict[str, Any]) -> None:
         """Append end-of-epoch training and validation values at ``x`` (= epoch + 1)."""
         for plot, key in ((self.loss, "loss"), (self.acc, "accuracy")):
-            v = _num(logs.get(key))
+            v = as_number(logs.get(key))
             if v is not None:
                 plot.train.append(x, v)
                 plot.dirty = True
-            vv = _num(logs.get(f"val_{key}"))
+            vv = as_number(logs.get(f"val_{key}"))
             if vv is not None:
                 plot.val.append(x, vv)
                 plot.dirty = True
@@ -431,7 +430,7 @@ class TrainingPlots(QWidget):
                         continue
                     xs = np.arange(1, len(ys) + 1, dtype=float)
                     name = f"{label} {'val ' if dashed else ''}{key}"
-                    plot.add_overlay(name, xs, np.asarray([_num(v, math.nan) for v in ys], float), color, dashed)
+                    plot.add_overlay(name, xs, np.asarray([as_number(v, math.nan) for v in ys], float), color, dashed)
 
     # -------------------------------------------------------------------- export
     def export_png(self, path: str) -> list[str]:
@@ -469,7 +468,7 @@ class TrainingPlots(QWidget):
         self.hover_text_changed.emit(text)
 
 
-def _num(v: Any, default: float | None = None) -> float | None:
+def as_number(v: Any, default: float | None = None) -> float | None:
     """``v`` as a float, or ``default`` when it is missing or not a number."""
     if v is None or isinstance(v, bool):
         return default

@@ -45,7 +45,7 @@ from neuralstudio.core.errors import UserError
 from neuralstudio.core.formatting import format_duration
 from neuralstudio.core.runs import RunRecord, RunsStore
 from neuralstudio.ui.responsiveness import favor_gui_thread
-from neuralstudio.ui.train.plots import TrainingPlots
+from neuralstudio.ui.train.plots import TrainingPlots, as_number
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
 from neuralstudio.ui.train.worker import ReportBuffer, RunRequest, TrainWorker
@@ -63,15 +63,6 @@ def running_training_threads() -> int:
 DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
 OVERFIT_EPOCHS = 2  # consecutive epochs of rising val loss with falling train loss
 CLOSE_WAIT_S = 120.0
-
-
-def _num(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def overfitting_start(train_loss: list[float], val_loss: list[float], n: int = OVERFIT_EPOCHS) -> int | None:
@@ -465,22 +456,22 @@ class TrainWorkspace(QWidget):
             fit = self._fit_samples()
             for epoch, batch, logs in d.batches:
                 self._steps[epoch] = max(self._steps.get(epoch, 0), batch + 1)
-                samples = _num(logs.get("samples"))
+                samples = as_number(logs.get("samples"))
                 if fit and samples is not None:
                     x = samples / fit  # exact: the trainer counts examples seen since the start
                 else:
                     steps = self._steps_guess or self._steps[epoch]
                     x = epoch + (batch + 1) / max(steps, batch + 1)
                 xs.append(x)
-                loss = _num(logs.get("loss"))
+                loss = as_number(logs.get("loss"))
                 losses.append(math.nan if loss is None else loss)
-                acc = _num(logs.get("accuracy"))
+                acc = as_number(logs.get("accuracy"))
                 accs.append(math.nan if acc is None else acc)
                 self._last_batch = (epoch, batch)
                 self._last_x = x
                 if samples is not None:
                     self._samples_seen = int(samples)
-                sps = _num(logs.get("samples_per_second"))
+                sps = as_number(logs.get("samples_per_second"))
                 if sps:
                     self._sps = sps
             self.plots.add_batches(xs, losses, accs)
@@ -526,7 +517,7 @@ class TrainWorkspace(QWidget):
         partial = bool(logs.get("partial"))
         if partial:  # cut short by a stop: plotted where it stopped, not used for overfitting
             self.plots.add_epoch(max(self._last_x, epoch), logs)
-            self._log(f"epoch {epoch + 1} stopped early: loss {_num(logs.get('loss')) or math.nan:.4f}")
+            self._log(f"epoch {epoch + 1} stopped early: loss {as_number(logs.get('loss')) or math.nan:.4f}")
             return
         self._epochs_done = epoch + 1
         self._epoch_logs.append(logs)
@@ -535,12 +526,12 @@ class TrainWorkspace(QWidget):
         self.plots.add_epoch(epoch + 1, logs)
         parts = [f"epoch {epoch + 1}:"]
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            v = _num(logs.get(key))
+            v = as_number(logs.get(key))
             if v is not None:
                 parts.append(f"{key} {v:.4f}")
         self._log(" ".join(parts))
-        tl = [_num(e.get("loss")) for e in self._epoch_logs]
-        vl = [_num(e.get("val_loss")) for e in self._epoch_logs]
+        tl = [as_number(e.get("loss")) for e in self._epoch_logs]
+        vl = [as_number(e.get("val_loss")) for e in self._epoch_logs]
         if self.plots.overfit_epoch is None and all(v is not None for v in tl + vl):
             start = overfitting_start(tl, vl)  # type: ignore[arg-type]
             if start is not None:
@@ -613,7 +604,7 @@ class TrainWorkspace(QWidget):
         if status in ("finished", "early_stopped"):
             self.epoch_bar.setValue(100)
             self.run_bar.setValue(100)
-        sps = _num(getattr(result, "samples_per_second", None))
+        sps = as_number(getattr(result, "samples_per_second", None))
         if sps:  # nothing is "left" any more: keep only the speed of the whole run
             self.speed_label.setText(f"{sps:,.0f} samples/s")
         model = getattr(result, "model", None)
@@ -626,9 +617,9 @@ class TrainWorkspace(QWidget):
         status = getattr(result, "status", "failed")
         given = str(getattr(result, "message", "") or "").strip()
         epochs = getattr(result, "epochs_run", self._epochs_done)
-        acc = _num(getattr(result, "test_accuracy", None))
-        vacc = _num(getattr(result, "val_accuracy", None))
-        secs = _num(getattr(result, "seconds", None)) or 0.0
+        acc = as_number(getattr(result, "test_accuracy", None))
+        vacc = as_number(getattr(result, "val_accuracy", None))
+        secs = as_number(getattr(result, "seconds", None)) or 0.0
         score = ""
         if acc is not None:
             score = f" Test accuracy {acc:.2%}."
@@ -724,12 +715,12 @@ class TrainWorkspace(QWidget):
         return text
 
     def _estimate_from_runs(self) -> str:
-        recs = [r for r in self.runs_panel.records if _num(r.timing.get("samples_per_second"))]
+        recs = [r for r in self.runs_panel.records if as_number(r.timing.get("samples_per_second"))]
         if not recs:
             return ""
         rec = recs[0]
-        sps = _num(rec.timing.get("samples_per_second")) or 0.0
-        n = _num(rec.timing.get("train_samples")) or _num(rec.data.get("train_size")) or 0.0
+        sps = as_number(rec.timing.get("samples_per_second")) or 0.0
+        n = as_number(rec.timing.get("train_samples")) or as_number(rec.data.get("train_size")) or 0.0
         if sps <= 0 or n <= 0:
             return ""
         return f"About {format_duration(n / sps)} per epoch ({sps:,.0f} samples/s in the last run)."
