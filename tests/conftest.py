@@ -23,3 +23,24 @@ import pytest  # noqa: E402
 def _private_home(tmp_path_factory, monkeypatch):
     """Runs, settings and autosaves of a test never touch the real user folder."""
     monkeypatch.setenv("NEURALSTUDIO_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+#: a test still running after this long is hung, not slow (the slowest takes about a minute)
+HANG_LIMIT_S = 300
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog():
+    """Print every thread's stack and end the process if a test hangs.
+
+    pytest-timeout's alarm is Python code: it cannot run while a thread deadlocks
+    holding the GIL (a Qt object destroyed from the wrong thread did exactly that
+    once), and CI then waited for its own limit with nothing to show.
+    faulthandler's watchdog is a C thread that needs no GIL.
+    """
+    import faulthandler
+    import sys
+
+    faulthandler.dump_traceback_later(HANG_LIMIT_S, exit=True, file=sys.__stderr__)
+    yield
+    faulthandler.cancel_dump_traceback_later()

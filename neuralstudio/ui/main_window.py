@@ -42,6 +42,7 @@ from neuralstudio.ui.document import Document
 from neuralstudio.ui.editor.layout import NODE_H, NODE_W, ROW_GAP, auto_layout
 from neuralstudio.ui.editor.scene import GraphScene
 from neuralstudio.ui.editor.view import GraphView
+from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.inspector import Inspector
 from neuralstudio.ui.keras_loader import KerasLoader
 from neuralstudio.ui.palette import Palette
@@ -161,6 +162,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setObjectName("mainWindow")
         self.setWindowTitle("NeuralStudio")
+        # before any worker thread starts: garbage is collected in this thread only (see the module)
+        self.garbage = gui_garbage_collector()
         self.runner = TaskRunner(self)
         self.loader = KerasLoader(self.runner, self)
         self.doc = Document(self)
@@ -824,6 +827,8 @@ class MainWindow(QMainWindow):
         self.inspector.set_catalog(self._catalog.get, cat.validate_param)
         self.problems.set_status("Checking the network…")
         self._schedule_analysis(now=True)
+        # TensorFlow's ~270,000 long-lived objects are in now: freeze them so full passes stay short
+        QTimer.singleShot(0, self.garbage.settle)
 
     def _on_keras_failed(self, message: str) -> None:
         self.keras_label.setText("Keras failed to load")

@@ -16,6 +16,7 @@ with no window at all: the floor that TensorFlow and the machine's load set for 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -24,6 +25,20 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def cpython_collects():
+    """Plain Keras and the bare trainer run with CPython's own garbage collection, as outside the app."""
+    from neuralstudio.ui.garbage_collection import gui_garbage_collector
+
+    collector = gui_garbage_collector()
+    collector.stop()
+    try:
+        yield
+    finally:
+        collector.start()
+        collector.settle()  # back to the app's state (outside any timing)
 
 
 def plain_fit(design, dataset, settings) -> float:
@@ -122,6 +137,20 @@ def window_fit(app, ws, design, timeout_s: float = 1800.0) -> dict:
 
     probe.timeout.connect(tick)
     marks: dict[str, float] = {}
+    from neuralstudio.ui.garbage_collection import gui_garbage_collector
+
+    passes0 = list(gui_garbage_collector().passes)
+    gc_ms = {"start": 0.0, "longest": 0.0}
+
+    def time_collection(phase: str, _info: dict) -> None:
+        if phase == "start":
+            gc_ms["start"] = time.perf_counter()
+        else:
+            gc_ms["longest"] = max(gc_ms["longest"], (time.perf_counter() - gc_ms["start"]) * 1e3)
+
+    import gc
+
+    gc.callbacks.append(time_collection)
 
     def on_drain() -> None:
         marks["ticks"] = marks.get("ticks", 0) + 1
@@ -157,7 +186,10 @@ def window_fit(app, ws, design, timeout_s: float = 1800.0) -> dict:
     span = marks.get("last_batch", 0.0) - marks.get("first_batch", 0.0)
     refreshes = marks.get("refresh_last", 0) - marks.get("refresh_first", 0)
     ticks = marks.get("ticks_last", 0) - marks.get("ticks_first", 0)
+    gc.callbacks.remove(time_collection)
+    gc_passes = [b - a for a, b in zip(passes0, gui_garbage_collector().passes)]
     return {"sps": res.samples_per_second, "worst_ms": stats["worst_ms"],
+            "gc_passes": gc_passes, "gc_longest_ms": gc_ms["longest"],
             "refresh_hz": refreshes / span if span > 0 else 0.0, "spe": res.steps_per_execution,
             "tick_hz": ticks / span if span > 0 else 0.0, "gui_cpu": gui_cpu,
             "report_hz": marks.get("batch_reports", 0) / span if span > 0 else 0.0}
@@ -182,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     import keras  # noqa: F401 - the app loads Keras at start-up (in the background); so does this benchmark
 
+    from neuralstudio.ui.garbage_collection import gui_garbage_collector
+
+    gui_garbage_collector().settle()  # what the main window does once Keras has loaded
+
     dataset = load_dataset("mnist-sample")
     rows = []
     for name in args.templates:
@@ -201,15 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         wins, plains, heads = [], [], []
         for _rep in range(args.reps):
             wins.append(window_fit(app, ws, design))
-            plains.append(plain_fit(design, dataset, design.training))
-            heads.append(headless_fit(design, dataset))
+            with cpython_collects():
+                plains.append(plain_fit(design, dataset, design.training))
+                heads.append(headless_fit(design, dataset))
             print(f"  {name}: window {wins[-1]['sps']:,.0f} samples/s (spe {wins[-1]['spe']}), "
                   f"plain {plains[-1]:,.0f}, trainer without window {heads[-1][0]:,.0f} "
                   f"(its probe stall {heads[-1][1]:.1f} ms), "
                   f"worst stall {wins[-1]['worst_ms']:.1f} ms, "
                   f"{wins[-1]['refresh_hz']:.1f} refreshes/s (drain timer {wins[-1]['tick_hz']:.1f}/s, "
                   f"batch reports {wins[-1]['report_hz']:.1f}/s), GUI thread busy {100 * wins[-1]['gui_cpu']:.1f}% "
-                  f"of a core (probe included)", flush=True)
+                  f"of a core (probe included), garbage passes young/middle/full {wins[-1]['gc_passes']} "
+                  f"(longest {wins[-1]['gc_longest_ms']:.1f} ms)", flush=True)
         ws.request_close()
         ws.close()
         w = statistics.median(r["sps"] for r in wins)

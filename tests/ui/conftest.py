@@ -24,6 +24,7 @@ def _private_qsettings(tmp_path, monkeypatch):
 
 def _running_qthreads() -> list[QThread]:
     main = QCoreApplication.instance().thread() if QCoreApplication.instance() else None
+    gc.unfreeze()  # get_objects() cannot see frozen objects (ui/garbage_collection.py freezes the heap)
     found = []
     for obj in gc.get_objects():
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
@@ -19,6 +20,7 @@ from neuralstudio.core.training_settings import TrainingSettings
 pytest.importorskip("pytestqt")
 
 from neuralstudio.ui import responsiveness  # noqa: E402
+from neuralstudio.ui.garbage_collection import gui_garbage_collector  # noqa: E402
 from neuralstudio.ui.train import workspace as ws_mod  # noqa: E402
 from neuralstudio.ui.train.workspace import TrainWorkspace  # noqa: E402
 
@@ -84,10 +86,24 @@ def test_train_button_runs_and_plots_hold_reported_values(qtbot, workspace, tmp_
     ws.model_trained.connect(lambda model, label: trained.append((model, label)))
     states = []
     ws.running_changed.connect(states.append)
-    with qtbot.waitSignal(ws.running_changed, timeout=5000):
-        qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
-    assert ws.is_running() and not ws.train_button.isEnabled() and ws.stop_button.isEnabled()
-    run_to_end(qtbot, ws)
+    collected_in = set()
+
+    def record_collection(phase: str, _info: dict) -> None:
+        if phase == "start":
+            collected_in.add(threading.get_ident())
+
+    gc.callbacks.append(record_collection)
+    try:
+        with qtbot.waitSignal(ws.running_changed, timeout=5000):
+            qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+        assert ws.is_running() and not ws.train_button.isEnabled() and ws.stop_button.isEnabled()
+        assert gui_garbage_collector().busy  # full passes wait
+        run_to_end(qtbot, ws)
+    finally:
+        gc.callbacks.remove(record_collection)
+    # garbage was collected, and only by the GUI thread (see ui/garbage_collection.py)
+    assert collected_in == {threading.main_thread().ident}
+    assert not gui_garbage_collector().busy
     assert states == [True, False]
     res = ws.last_result
     assert res is not None and res.status == "finished", ws.last_message

@@ -12,7 +12,6 @@ of this workspace is left running.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import sys
@@ -44,6 +43,7 @@ from neuralstudio.core.design import Design, design_from_dict
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.formatting import format_duration
 from neuralstudio.core.runs import RunRecord, RunsStore
+from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.responsiveness import favor_gui_thread
 from neuralstudio.ui.train.plots import TrainingPlots, as_number
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
@@ -349,6 +349,7 @@ class TrainWorkspace(QWidget):
         if self.isVisible():
             self.repaint()
         favor_gui_thread()
+        gui_garbage_collector().set_busy(self, True)  # no 80 ms full pass in the middle of the plots
         self._t0 = time.perf_counter()
         thread.start()
         self._timer.start()
@@ -585,7 +586,9 @@ class TrainWorkspace(QWidget):
             QTimer.singleShot(0, self._update_info)
         # The trainer skipped its garbage collection so as not to freeze the plots; do it now that
         # nothing is animating, so memory does not grow run after run.
-        QTimer.singleShot(0, gc.collect)
+        collector = gui_garbage_collector()
+        collector.set_busy(self, False)
+        QTimer.singleShot(0, collector.collect)
         self.running_changed.emit(False)
 
     def _finish_failed(self, message: str) -> None:
