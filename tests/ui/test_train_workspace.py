@@ -283,3 +283,39 @@ def test_model_size_and_measured_time_per_epoch(qtbot, workspace):
     text = ws.settings_panel.estimate_label.text()
     assert "per epoch (measured" in text and "samples/s" in text, text
     assert "12,730 parameters" in text
+
+
+def test_progress_updates_are_painted_with_the_window_not_on_their_own(qtbot, workspace):
+    """QProgressBar.setValue repaints at once; the row is painted in the window's batched paint instead.
+
+    Before, each plot refresh painted both bars twice on its own, and every new
+    speed text re-laid out the whole window (the label could change size).
+    """
+    from PySide6.QtCore import QEvent, QObject
+
+    ws = workspace
+    ws.show()
+    qtbot.waitExposed(ws)
+    ws.set_design(tiny_design(epochs=2))
+    painted_in_tick, painted = [], []
+
+    class PaintSpy(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                frame, in_tick = sys._getframe(), False
+                while frame is not None and not in_tick:
+                    in_tick = frame.f_code.co_name == "_on_drain_timer"
+                    frame = frame.f_back
+                (painted_in_tick if in_tick else painted).append(obj.objectName())
+            return False
+
+    spy = PaintSpy()
+    for bar in (ws.epoch_bar, ws.run_bar, ws.speed_label):
+        bar.installEventFilter(spy)
+    qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
+    run_to_end(qtbot, ws)
+    assert ws.last_result is not None and ws.last_result.status == "finished"
+    assert painted and not painted_in_tick
+    label = ws.speed_label
+    assert label.minimumSize() == label.maximumSize()  # a fixed size: new text never re-lays out the window
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= label.width()

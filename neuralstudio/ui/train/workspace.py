@@ -60,6 +60,8 @@ def running_training_threads() -> int:
 
     return sum(1 for t in list(LIVE_THREADS) if shiboken6.isValid(t) and t.isRunning())
 
+#: the widest text the speed label shows (it has a fixed width)
+SPEED_TEXT_WIDEST = "888,888 samples/s · 88.8 min left"
 DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
 OVERFIT_EPOCHS = 2  # consecutive epochs of rising val loss with falling train loss
 CLOSE_WAIT_S = 120.0
@@ -187,7 +189,9 @@ class TrainWorkspace(QWidget):
         self.run_bar.setFormat("run %p%")
         self.speed_label = QLabel("", self)
         self.speed_label.setObjectName("speedLabel")
-        self.speed_label.setMinimumWidth(240)
+        # A fixed size: a label whose size may change re-lays out the whole window at every new text.
+        widest = self.speed_label.fontMetrics().horizontalAdvance(SPEED_TEXT_WIDEST)
+        self.speed_label.setFixedSize(max(240, widest + 12), self.speed_label.sizeHint().height())
         self.plots = TrainingPlots(self)
         self.log_view = QPlainTextEdit(self)
         self.log_view.setObjectName("eventLog")
@@ -202,7 +206,11 @@ class TrainWorkspace(QWidget):
         self.bottom_tabs = QTabWidget(self)
         self.bottom_tabs.addTab(self.runs_panel, "Runs")
         self.bottom_tabs.addTab(self.log_view, "Event log")
-        progress = QHBoxLayout()
+        self._progress_row = QWidget(self)
+        self._progress_row.setObjectName("progressRow")
+        self._progress_row.setAutoFillBackground(True)  # opaque: its updates do not repaint what lies beneath
+        progress = QHBoxLayout(self._progress_row)
+        progress.setContentsMargins(0, 0, 0, 0)
         progress.addWidget(self.epoch_bar, 1)
         progress.addWidget(self.run_bar, 1)
         progress.addWidget(self.speed_label)
@@ -210,7 +218,7 @@ class TrainWorkspace(QWidget):
         tl = QVBoxLayout(top)
         tl.setContentsMargins(0, 0, 0, 0)
         tl.addWidget(self.status_label)
-        tl.addLayout(progress)
+        tl.addWidget(self._progress_row)
         tl.addWidget(self.plots, 1)
         right = QSplitter(Qt.Orientation.Vertical, self)
         right.addWidget(top)
@@ -497,6 +505,16 @@ class TrainWorkspace(QWidget):
     def _update_progress(self) -> None:
         if self._request is None:
             return
+        # QProgressBar.setValue repaints at once, outside the batched paint: twice per tick, for
+        # nothing. With updates off, the whole row is painted once, with the rest of the window.
+        self._progress_row.setUpdatesEnabled(False)
+        try:
+            self._set_progress()
+        finally:
+            self._progress_row.setUpdatesEnabled(True)
+
+    def _set_progress(self) -> None:
+        assert self._request is not None
         epochs = self._request.settings.epochs
         epoch, batch = self._last_batch
         x = self._last_x
