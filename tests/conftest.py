@@ -26,7 +26,25 @@ def _private_home(tmp_path_factory, monkeypatch):
 
 
 #: a test still running after this long is hung, not slow (the slowest takes about a minute)
-HANG_LIMIT_S = 300
+HANG_LIMIT_S = float(os.environ.get("NEURALSTUDIO_TEST_HANG_LIMIT_S", "300"))
+_real_stderr_fd: int | None = None
+
+
+def pytest_configure(config):
+    """Keep a descriptor of the real stderr for the hang watchdog.
+
+    Output capture points fd 2 at a temporary file, and a watchdog that ends the
+    process would print its stacks there, where nobody sees them.
+    """
+    global _real_stderr_fd
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.suspend_global_capture()
+    try:
+        _real_stderr_fd = os.dup(2)
+    finally:
+        if capman is not None:
+            capman.resume_global_capture()
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +57,7 @@ def _hang_watchdog():
     faulthandler's watchdog is a C thread that needs no GIL.
     """
     import faulthandler
-    import sys
 
-    faulthandler.dump_traceback_later(HANG_LIMIT_S, exit=True, file=sys.__stderr__)
+    faulthandler.dump_traceback_later(HANG_LIMIT_S, exit=True, file=_real_stderr_fd or 2)
     yield
     faulthandler.cancel_dump_traceback_later()
