@@ -54,7 +54,6 @@ class GuiGarbageCollector(QObject):
         self._busy: set[int] = set()
         self._last_full = time.monotonic()
         self._last_full_s = 0.0
-        self._frozen = False
         #: passes made per generation (0, 1, 2), for tests and the benchmark
         self.passes = [0, 0, 0]
 
@@ -75,10 +74,7 @@ class GuiGarbageCollector(QObject):
         if not self.active:
             return
         self._timer.stop()
-        if self._frozen:
-            gc.unfreeze()
-            self._frozen = False
-        gc.enable()
+        _give_back()
 
     def set_busy(self, owner: object, busy: bool) -> None:
         """Hold full passes back (to :data:`RUN_FULL_SPACING_S`) while any owner is busy, e.g. training."""
@@ -101,7 +97,6 @@ class GuiGarbageCollector(QObject):
         self.collect(2)
         if self.active:
             gc.freeze()
-            self._frozen = True
 
     def collect(self, generation: int = 2) -> int:
         """Collect ``generation`` and its younger ones now; returns the number of objects freed."""
@@ -154,5 +149,10 @@ def gui_garbage_collector() -> GuiGarbageCollector:
 def _forget() -> None:
     global _collector
     _collector = None
+    _give_back()
+
+
+def _give_back() -> None:
+    """Automatic collection as CPython has it by default: on, nothing frozen."""
     gc.unfreeze()
     gc.enable()
