@@ -17,12 +17,14 @@ def run_app(path: str | None = None, argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QCoreApplication, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from neuralstudio.ui.responsiveness import favor_gui_thread, single_threaded_painting
+
+    single_threaded_painting()  # before the QApplication: Qt reads it once
+
     QCoreApplication.setOrganizationName("NeuralStudio")
     QCoreApplication.setApplicationName("NeuralStudio")
     QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
-    from neuralstudio.ui.responsiveness import favor_gui_thread
-
     favor_gui_thread()  # Keras loads, designs are checked and models trained on other threads
     _apply_style(app)
     _apply_icon(app)

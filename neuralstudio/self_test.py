@@ -111,6 +111,9 @@ def _check_predict(state: dict[str, Any]) -> str:
 
 def _check_gui(state: dict[str, Any]) -> str:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from neuralstudio.ui.responsiveness import single_threaded_painting
+
+    single_threaded_painting()  # Qt set up as the app sets it up
     try:
         from PySide6.QtCore import QCoreApplication, QSettings
         from PySide6.QtWidgets import QApplication

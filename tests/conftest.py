@@ -15,6 +15,7 @@ if os.environ["QT_QPA_PLATFORM"] == "offscreen":
     os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_screen}"
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")  # as the app runs Qt (responsiveness.single_threaded_painting)
 
 import pytest  # noqa: E402
 

@@ -23,6 +23,9 @@ def main(out: Path) -> int:
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
+    from neuralstudio.ui.responsiveness import single_threaded_painting
+
+    single_threaded_painting()  # Qt set up as the app sets it up
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from neuralstudio.app import _apply_icon, _apply_style
     from neuralstudio.core.runs import RunsStore

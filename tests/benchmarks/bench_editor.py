@@ -41,6 +41,9 @@ def main() -> None:
 
     from PySide6.QtWidgets import QApplication
 
+    from neuralstudio.ui.responsiveness import single_threaded_painting
+
+    single_threaded_painting()  # Qt set up as the app sets it up
     app = QApplication(sys.argv[:1])
     from neuralstudio.app import _apply_style
     from neuralstudio.ui import commands as cmd

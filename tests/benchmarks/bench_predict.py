@@ -69,7 +69,9 @@ def main() -> int:
     from neuralstudio.ml.inference import Predictor
     from neuralstudio.ml.model_files import load_keras_model
     from neuralstudio.ui.predict.workspace import bundled_model_path
+    from neuralstudio.ui.responsiveness import single_threaded_painting
 
+    single_threaded_painting()  # Qt set up as the app sets it up
     app = QApplication.instance() or QApplication([])
     model = load_keras_model(bundled_model_path())
     predictor = Predictor(model)

@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     from neuralstudio.core.runs import RunsStore
     from neuralstudio.core.training_settings import TrainingSettings
     from neuralstudio.ml.data import Dataset, load_dataset
+    from neuralstudio.ui.responsiveness import single_threaded_painting
     from neuralstudio.ui.train.workspace import TrainWorkspace, running_training_threads
 
+    single_threaded_painting()  # Qt set up as the app sets it up
     app = QApplication.instance() or QApplication(sys.argv)
     ws = TrainWorkspace(runs_store=RunsStore(tempfile.mkdtemp(prefix="ns-soak-runs-")))
     ws.resize(1280, 800)

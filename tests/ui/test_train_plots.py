@@ -131,3 +131,120 @@ def test_overfitting_message_does_not_resize_the_plots(qtbot):
     assert plots.overfit_label.text().startswith("Overfitting since epoch 2")
     plots.reset()
     assert plots.overfit_label.text() == plots_mod.OVERFIT_HINT
+
+
+def _drawn_near(plots: TrainingPlots, x: float, y: float, color: tuple[int, int, int], radius: int = 4) -> bool:
+    """Whether the loss plot, as painted, shows ``color`` within ``radius`` pixels of view point (x, y)."""
+    from PySide6.QtGui import QColor
+
+    widget = plots.loss_widget
+    image = widget.viewport().grab().toImage()
+    pos = widget.mapFromScene(plots.loss.item.vb.mapViewToScene(QPointF(x, y)))
+    want = QColor(*color)
+    for dx in range(-radius, radius + 1):
+        for dy in range(-radius, radius + 1):
+            px, py = pos.x() + dx, pos.y() + dy
+            if 0 <= px < image.width() and 0 <= py < image.height():
+                got = image.pixelColor(px, py)
+                if max(abs(got.red() - want.red()), abs(got.green() - want.green()),
+                       abs(got.blue() - want.blue())) <= 12:
+                    return True
+    return False
+
+
+def test_cached_epoch_curves_follow_new_epochs_and_a_moving_y_range(qtbot):
+    """The epoch curves are cached pixmaps: a new epoch, and a y range that moves, must still show."""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    plots = shown_plots(qtbot, 900, 400)
+    cached = QGraphicsItem.CacheMode.DeviceCoordinateCache
+    assert plots.loss.train_curve.scatter.cacheMode() == cached
+    assert plots.loss.batch_curve.curve.cacheMode() != cached  # changes at every refresh: no cache
+    plots.reset(epochs=8)  # the points stay left of the legend (top right), which would tint them
+    plots.add_epoch(1, {"loss": 0.5})
+    plots.refresh()
+    qtbot.wait(20)
+    assert _drawn_near(plots, 1, 0.5, plots_mod.TRAIN_COLOR)
+    plots.add_epoch(2, {"loss": 0.4})
+    plots.refresh()
+    qtbot.wait(20)
+    assert _drawn_near(plots, 2, 0.4, plots_mod.TRAIN_COLOR)
+    top = plots.loss.item.vb.viewRange()[1][1]
+    plots.add_epoch(3, {"loss": 5.0})  # far above: the y range grows, every cached point moves
+    plots.refresh()
+    qtbot.wait(20)
+    assert plots.loss.item.vb.viewRange()[1][1] > top
+    for x, y in ((1, 0.5), (2, 0.4), (3, 5.0)):
+        assert _drawn_near(plots, x, y, plots_mod.TRAIN_COLOR), (x, y)
+    assert not _drawn_near(plots, 1.5, 4.0, plots_mod.TRAIN_COLOR)  # and nothing where no point is
+
+
+def test_batch_curve_redraws_only_its_tail_and_draws_every_point_once(qtbot):
+    """A refresh re-sets the short tail, not the whole curve (a full repaint), and the parts join."""
+    plots = shown_plots(qtbot, 900, 400)
+    plots.reset(epochs=4)
+    rng = np.random.default_rng(1)
+    settled_sets = 0
+    original = plots.loss.batch_curve.setData
+
+    def counting_set_data(*args, **kwargs):
+        nonlocal settled_sets
+        settled_sets += 1
+        return original(*args, **kwargs)
+
+    plots.loss.batch_curve.setData = counting_set_data
+    n = 0
+    for _ in range(300):
+        xs = [(n + i) / 150 for i in range(2)]  # within the 4 epochs shown (clipped to view otherwise)
+        n += 2
+        plots.add_batches(xs, list(rng.random(2) + 0.5), list(rng.random(2)))
+        plots.refresh()
+    assert len(plots.loss.batch) == 600
+    # the tail folds in once it spans 5% of the 4 visible epochs (about 30 points): ~20 folds, not 300
+    assert 10 <= settled_sets <= 60
+    x, y = plots.loss.drawn_batches()
+    np.testing.assert_array_equal(x, plots.loss.batch.x)
+    np.testing.assert_array_equal(y, plots.loss.batch.y)
+    tx, _ty = plots.loss.batch_tail.getData()
+    assert tx[0] == plots.loss.batch_curve.getData()[0][-1]  # the tail starts where the settled part ends
+    assert [label.text for _s, label in plots.loss.legend.items].count("train loss (batches)") == 1
+    plots.log_box.setChecked(True)  # a log switch re-sets both parts, in log10
+    x, y = plots.loss.drawn_batches()
+    np.testing.assert_allclose(y, np.log10(plots.loss.batch.y))
+
+
+def test_y_range_moves_a_few_times_a_run_and_keeps_every_point_in_view(qtbot):
+    """Each move re-renders the axes and the whole plot: a falling loss must not move it at every refresh."""
+    plots = shown_plots(qtbot, 900, 400)
+    plots.reset(epochs=8)
+    moves = {"loss": 0, "accuracy": 0}
+    for plot in (plots.loss, plots.acc):
+        original = plot.item.setYRange
+
+        def counting(*args, _original=original, _label=plot.label, **kwargs):
+            moves[_label] += 1
+            return _original(*args, **kwargs)
+
+        plot.item.setYRange = counting
+    rng = np.random.default_rng(0)
+    steps = 141
+    for epoch in range(8):
+        avg_loss = avg_acc = 0.0
+        for b in range(steps):
+            t = epoch + (b + 1) / steps
+            avg_loss += (0.05 + 2.25 * np.exp(-3 * t) + 0.05 * rng.random() - avg_loss) / (b + 1)
+            avg_acc += (1 - 0.9 * np.exp(-3 * t) - 0.02 * rng.random() - avg_acc) / (b + 1)
+            plots.add_batches([t], [avg_loss], [avg_acc])
+            if b % 2:
+                plots.refresh()
+                for plot, value in ((plots.loss, avg_loss), (plots.acc, avg_acc)):
+                    lo, hi = plot.item.vb.viewRange()[1]
+                    assert lo <= value <= hi
+        plots.add_epoch(epoch + 1, {"loss": avg_loss, "accuracy": avg_acc, "val_loss": avg_loss * 1.1,
+                                    "val_accuracy": avg_acc - 0.01})
+        plots.refresh()
+    assert moves["loss"] <= 16 and moves["accuracy"] <= 16, moves  # 32 each before room was left ahead
+    lo, _hi = plots.loss.item.vb.viewRange()[1]
+    assert lo >= -0.1  # a loss is never negative: no room wasted below zero
+    _lo, hi = plots.acc.item.vb.viewRange()[1]
+    assert hi <= 1.1  # nor above 100% accuracy

@@ -30,6 +30,14 @@ VAL_COLOR = (220, 110, 20)
 OVERFIT_TEXT_COLOR = "#b35900"
 OVERFIT_HINT = ("Overfitting is marked here and on the plots when validation loss keeps rising "
                 "while training loss keeps falling.")
+#: the live batch curve's tail is folded into its settled part once it holds this many points or spans
+#: this fraction of the visible epochs (see _MetricPlot.refresh)
+TAIL_MAX_POINTS = 512
+TAIL_MAX_SPAN = 0.05
+#: the y range's margin around the curves, and the room it leaves ahead when the curves leave it
+#: (fractions of the curves' span)
+FOLLOW_PAD = 0.08
+FOLLOW_AHEAD = 0.35
 #: colours cycled for overlaid past runs
 OVERLAY_COLORS = [(44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
                   (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -139,7 +147,15 @@ def _finite_for_plot(x: np.ndarray, y: np.ndarray, log: bool) -> tuple[np.ndarra
 
 
 class _MetricPlot:
-    """One PlotWidget with live batch/epoch/validation curves and run overlays."""
+    """One PlotWidget with live batch/epoch/validation curves and run overlays.
+
+    The batch curve is drawn as two items: ``batch_curve`` holds the settled points and
+    ``batch_tail`` the newest ones (from the last settled point on, so the line is unbroken).
+    A refresh re-sets only the tail, so Qt repaints only the small rectangle around the newest
+    points instead of the whole plot under a curve that spans it (measured: 1.65 -> 0.30 ms of
+    GUI time per refresh).  Every so often the tail is folded into the settled part, which costs
+    one full repaint.
+    """
 
     def __init__(self, widget: pg.PlotWidget, label: str) -> None:
         self.widget = widget
@@ -167,12 +183,21 @@ class _MetricPlot:
         self.train = GrowingSeries(64)
         self.val = GrowingSeries(64)
         self.batch_curve = self.item.plot(pen=pg.mkPen(BATCH_COLOR, width=1), name=f"train {label} (batches)")
+        self.batch_tail = self.item.plot(pen=pg.mkPen(BATCH_COLOR, width=1))  # no name: not in the legend
+        self._settled = 0  # points of self.batch drawn by batch_curve; the tail draws from the last of them
         self.train_curve = self.item.plot(pen=pg.mkPen(TRAIN_COLOR, width=2), symbol="o", symbolSize=6,
                                           symbolBrush=TRAIN_COLOR, name=f"train {label} (epochs)")
         self.val_curve = self.item.plot(pen=pg.mkPen(VAL_COLOR, width=2), symbol="s", symbolSize=6,
                                         symbolBrush=VAL_COLOR, name=f"validation {label}")
         for c in (self.batch_curve, self.train_curve, self.val_curve):
             c.setClipToView(True)
+        for c in (self.train_curve, self.val_curve):
+            # The epoch curves change once an epoch, but are repainted whenever a refresh's dirty
+            # rectangle reaches them (each fold of the batch tail repaints the whole plot). As cached
+            # pixmaps they are blitted instead of re-drawn in Python (measured before the batch tail:
+            # 2.0 -> 1.6 ms per refresh). Qt re-renders a cache when the item changes or the view scales.
+            c.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            c.scatter.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.batch_curve.setDownsampling(auto=True, method="peak")
         self.overlays: list[pg.PlotDataItem] = []
         self.markers: list[Any] = []
@@ -182,30 +207,61 @@ class _MetricPlot:
     def clear_live(self) -> None:
         for s in (self.batch, self.train, self.val):
             s.clear()
-        for c in (self.batch_curve, self.train_curve, self.val_curve):
-            c._ns_shown = -1  # type: ignore[attr-defined]
+        self.redraw_all()
         for m in self.markers:
             self.item.removeItem(m)
         self.markers.clear()
         self.dirty = True
 
+    def redraw_all(self) -> None:
+        """Make the next refresh re-set every live curve (after a clear, a log switch, for the soak test)."""
+        for c in (self.batch_curve, self.batch_tail, self.train_curve, self.val_curve):
+            c._ns_shown = -1  # type: ignore[attr-defined]
+        self._settled = 0
+        self.dirty = True
+
     def refresh(self) -> bool:
         if not self.dirty:
             return False
-        for s, c in ((self.batch, self.batch_curve), (self.train, self.train_curve), (self.val, self.val_curve)):
+        self._refresh_batches()
+        for s, c in ((self.train, self.train_curve), (self.val, self.val_curve)):
             if len(s) == getattr(c, "_ns_shown", -1):
                 continue  # the epoch curves change once an epoch: skip their (symbol) rebuild
-            x, y = _finite_for_plot(s.x, s.y, self.log)
-            c.setData(x, y)
+            c.setData(*_finite_for_plot(s.x, s.y, self.log))
             c._ns_shown = len(s)  # type: ignore[attr-defined]
         self._follow_y()
         self.dirty = False
         return True
 
+    def _refresh_batches(self) -> None:
+        s, n = self.batch, len(self.batch)
+        if n == getattr(self.batch_tail, "_ns_shown", -1):
+            return
+        settled = self._settled
+        x0, x1 = self.item.getViewBox().viewRange()[0]
+        tail_span = float(s.x[n - 1] - s.x[settled - 1]) if 0 < settled < n else 0.0
+        if settled == 0 or n < settled or n - settled > TAIL_MAX_POINTS or tail_span > TAIL_MAX_SPAN * (x1 - x0):
+            settled = self._settled = n  # fold the tail in: one full repaint
+            self.batch_curve.setData(*_finite_for_plot(s.x, s.y, self.log))
+        # from the last settled point on, so that the two parts join
+        self.batch_tail.setData(*_finite_for_plot(s.x[settled - 1:], s.y[settled - 1:], self.log))
+        self.batch_tail._ns_shown = n  # type: ignore[attr-defined]
+
+    def drawn_batches(self) -> tuple[np.ndarray, np.ndarray]:
+        """The batch points as drawn (settled part, then the tail without the point they share)."""
+        hx, hy = self.batch_curve.getData()
+        tx, ty = self.batch_tail.getData()
+        if hx is None or not len(hx):
+            return (np.asarray(tx if tx is not None else [], float), np.asarray(ty if ty is not None else [], float))
+        if tx is None or len(tx) <= 1:
+            return np.asarray(hx, float), np.asarray(hy, float)
+        skip = 1 if tx[0] == hx[-1] else 0
+        return np.concatenate([hx, tx[skip:]]), np.concatenate([hy, ty[skip:]])
+
     def _follow_y(self, force: bool = False) -> None:
         """Keep every curve in view, moving the y range only when data leaves it or fills < 1/3 of it."""
         lows, highs = [], []
-        for c in (self.batch_curve, self.train_curve, self.val_curve, *self.overlays):
+        for c in (self.batch_curve, self.batch_tail, self.train_curve, self.val_curve, *self.overlays):
             lo, hi = c.dataBounds(1)
             if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
                 lows.append(lo)
@@ -216,17 +272,24 @@ class _MetricPlot:
         span = max(hi - lo, 1e-3)
         cur_lo, cur_hi = self.item.getViewBox().viewRange()[1]
         edge = 0.02 * (cur_hi - cur_lo)  # a point on the very edge would be drawn half outside
-        inside = cur_lo + edge <= lo and hi <= cur_hi - edge
-        if force or not inside or (cur_hi - cur_lo) > 3 * span:
-            pad = 0.08 * span
-            self.item.setYRange(lo - pad, hi + pad, padding=0)
+        below, above = lo < cur_lo + edge, hi > cur_hi - edge
+        if force or below or above or (cur_hi - cur_lo) > 3 * span:
+            # Room ahead on the side the curves left by: a falling loss (rising accuracy) then moves
+            # the range, and so re-renders both axes and the whole plot, a few times a run, not at
+            # every other refresh (measured on a simulated 8-epoch run: 32 -> 12 moves).
+            new_lo = lo - (FOLLOW_AHEAD if below and not force else FOLLOW_PAD) * span
+            new_hi = hi + (FOLLOW_AHEAD if above and not force else FOLLOW_PAD) * span
+            if not self.log:  # no room for values a loss or an accuracy cannot take
+                if lo >= 0:
+                    new_lo = max(new_lo, min(lo - FOLLOW_PAD * span, 0.0))
+                if self.label == "accuracy" and hi <= 1:
+                    new_hi = min(new_hi, max(hi + FOLLOW_PAD * span, 1.0))
+            self.item.setYRange(new_lo, new_hi, padding=0)
 
     def set_log(self, log: bool) -> None:
         self.log = log
         self.item.setLogMode(y=log)
-        for c in (self.batch_curve, self.train_curve, self.val_curve):
-            c._ns_shown = -1  # type: ignore[attr-defined]
-        self.dirty = True
+        self.redraw_all()
         self.refresh()
         for ov in self.overlays:
             x, y = ov._ns_raw  # type: ignore[attr-defined]
@@ -377,10 +440,8 @@ class TrainingPlots(QWidget):
 
     def force_refresh(self) -> None:
         """Mark every live curve dirty and redraw (used by the soak test)."""
-        for plot in (self.loss, self.acc):
-            for c in (plot.batch_curve, plot.train_curve, plot.val_curve):
-                c._ns_shown = -1  # type: ignore[attr-defined]
-        self.loss.dirty = self.acc.dirty = True
+        self.loss.redraw_all()
+        self.acc.redraw_all()
         self.refresh()
 
     # ---------------------------------------------------------------- overfitting

@@ -62,6 +62,10 @@ def running_training_threads() -> int:
 
 #: the widest text the speed label shows (it has a fixed width)
 SPEED_TEXT_WIDEST = "888,888 samples/s · 88.8 min left"
+#: the progress bars' look: flat, so that an update costs a rectangle fill and the text
+PROGRESS_STYLE = ("QProgressBar { border: 1px solid #b8c2cc; border-radius: 3px; background: #f7f9fb;"
+                  " text-align: center; color: #1a202c; }"
+                  " QProgressBar::chunk { background: #90cdf4; border-radius: 2px; }")
 DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
 OVERFIT_EPOCHS = 2  # consecutive epochs of rising val loss with falling train loss
 CLOSE_WAIT_S = 120.0
@@ -209,6 +213,9 @@ class TrainWorkspace(QWidget):
         self._progress_row = QWidget(self)
         self._progress_row.setObjectName("progressRow")
         self._progress_row.setAutoFillBackground(True)  # opaque: its updates do not repaint what lies beneath
+        # Flat bars: Fusion draws a bar's chunk with a gradient and translucent diagonal stripes, Qt's
+        # slow path for lines (measured: 0.43 -> 0.17 ms per progress update, 15 times a second).
+        self._progress_row.setStyleSheet(PROGRESS_STYLE)
         progress = QHBoxLayout(self._progress_row)
         progress.setContentsMargins(0, 0, 0, 0)
         progress.addWidget(self.epoch_bar, 1)
