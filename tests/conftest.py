@@ -15,7 +15,10 @@ if os.environ["QT_QPA_PLATFORM"] == "offscreen":
     os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_screen}"
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")  # as the app runs Qt (responsiveness.single_threaded_painting)
+
+from neuralstudio.ui.responsiveness import single_threaded_painting  # noqa: E402 - Qt-free, after the env above
+
+single_threaded_painting()  # Qt set up as the app sets it up (before pytest-qt creates the QApplication)
 
 import pytest  # noqa: E402
 
