@@ -273,6 +273,7 @@ class Trainer:
         from neuralstudio.ml.builder import build_model
         from neuralstudio.ml.callbacks import EngineCallback
         from neuralstudio.ml.optimizers import make_optimizer
+        from neuralstudio.ml.tensors import to_tensors
 
         settings = self.settings or self.design.training
         settings.validate()
@@ -393,7 +394,8 @@ class Trainer:
 
         spe = 1
         first_epoch = 0
-        fit_t0 = time.perf_counter()
+        fit_t0 = time.perf_counter()  # the copy into tensors counts, as it does inside a plain fit
+        x_train, y_train_t, x_val, y_val_t = to_tensors(x_train, y_train_t, x_val, y_val_t)
         while not self.control.stop_requested:
             with placement.scope():
                 model.compile(optimizer=optimizer, loss=settings.loss, metrics=[metric()],
@@ -457,6 +459,7 @@ class Trainer:
         self._log(message)
 
         if x_test is not None:
+            x_test, y_test_t = to_tensors(x_test, y_test_t)
             with placement.scope():
                 scores = model.evaluate(x_test, y_test_t, batch_size=eval_batch, verbose=0,
                                         return_dict=True)

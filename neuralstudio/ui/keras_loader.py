@@ -20,6 +20,9 @@ def _import_and_catalog() -> dict[str, Any]:
 
     from neuralstudio.ml import catalog as catalog_mod
 
+    # TensorFlow starts its runtime at the first op, 20-45 ms holding the GIL: start it here, where the
+    # window copes with the import anyway, not at the first analysis or when the Train page first shows.
+    keras.ops.zeros(())
     return {"catalog": catalog_mod.catalog(), "keras_version": keras.__version__}
 
 

@@ -285,7 +285,7 @@ class MainWindow(QMainWindow):
     def _make_train_page(self) -> QWidget:
         from neuralstudio.ui.train.workspace import TrainWorkspace
 
-        page = TrainWorkspace()
+        page = TrainWorkspace(runner=self.runner)  # the window's runner: it stops with the window
         page.model_trained.connect(self._on_model_trained)
         return page
 

@@ -285,6 +285,29 @@ def test_model_size_and_measured_time_per_epoch(qtbot, workspace):
     assert "12,730 parameters" in text
 
 
+def test_model_size_is_counted_off_the_gui_thread_and_follows_the_latest_design(qtbot, workspace, monkeypatch):
+    """Counting the parameters builds layers (90-160 ms the first time): the window must not wait for it."""
+    import keras  # noqa: F401 - loaded in the background by the app by now
+
+    ws = workspace
+    threads = []
+    count = ws_mod.model_size_text
+
+    def counted(design):
+        threads.append(threading.current_thread())
+        return count(design)
+
+    monkeypatch.setattr(ws_mod, "model_size_text", counted)
+    ws.show()
+    qtbot.waitExposed(ws)
+    ws.set_design(tiny_design(hidden=16))
+    ws.set_design(tiny_design(name="wider", hidden=32))  # before the first count is back: it must not win
+    qtbot.waitUntil(lambda: "25,450 parameters" in ws.settings_panel.estimate_label.text(), timeout=30_000)
+    qtbot.wait(200)  # any late answer for the first design would land now
+    assert "25,450 parameters" in ws.settings_panel.estimate_label.text()  # 28*28*32+32 + 32*10+10
+    assert threads and all(t is not threading.main_thread() for t in threads)
+
+
 def test_progress_updates_are_painted_with_the_window_not_on_their_own(qtbot, workspace):
     """QProgressBar.setValue repaints at once; the row is painted in the window's batched paint instead.
 

@@ -45,6 +45,7 @@ from neuralstudio.core.formatting import format_duration
 from neuralstudio.core.runs import RunRecord, RunsStore
 from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.responsiveness import favor_gui_thread
+from neuralstudio.ui.tasks import TaskRunner
 from neuralstudio.ui.train.plots import TrainingPlots, as_number
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
@@ -101,6 +102,9 @@ class TrainWorkspace(QWidget):
     Args:
         parent: the hosting widget.
         runs_store: where runs are recorded and read back; defaults to the user data folder.
+        runner: the background runner that counts the model's parameters and lists the devices (the
+            main window lends its own, which also analyses the design); the workspace makes its own
+            when None, and stops it in :meth:`shutdown`.
 
     Signals:
         model_trained(keras_model, label): a run ended with a usable model (for Predict and export).
@@ -113,7 +117,8 @@ class TrainWorkspace(QWidget):
     #: called by :meth:`request_close` while a run is going; returns True to stop it and close
     confirm_close: Callable[[QWidget], bool] = staticmethod(default_confirm_close)
 
-    def __init__(self, parent: QWidget | None = None, *, runs_store: RunsStore | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, runs_store: RunsStore | None = None,
+                 runner: TaskRunner | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("trainWorkspace")
         self.runs_store = runs_store if runs_store is not None else RunsStore()
@@ -131,6 +136,9 @@ class TrainWorkspace(QWidget):
         self._devices_known = False
         self._size_for: Design | None = None
         self._size_text = ""
+        self._measured_text = ""  # the time per epoch from Measure speed, until the design or settings change
+        self._runner = runner
+        self._own_runner = False  # made on first use when no runner was lent
         self._start_model: Any = None  # the model "Continue from the current model" starts from
         self._start_label = ""
         self.last_result: Any = None
@@ -418,6 +426,7 @@ class TrainWorkspace(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.request_close():
+            self.shutdown()
             event.accept()
         else:
             event.ignore()
@@ -705,7 +714,9 @@ class TrainWorkspace(QWidget):
     def _update_info(self) -> None:
         """Model size and the estimated time per epoch (from the last run of this design).
 
-        Not while a run is going: building the model here would stall the window.
+        The size and the devices are worked out on the background runner: building the model
+        here froze the window 90-160 ms when the Train page was first shown. Not while a run is
+        going: the form shows the run's settings then.
         """
         if self._design is None or not self._info_dirty or self.is_running():
             return
@@ -714,33 +725,60 @@ class TrainWorkspace(QWidget):
             QTimer.singleShot(1000, self._update_info)
             return
         self._info_dirty = False
-        parts = [self._model_size_text()]
-        est = self._estimate_from_runs()
-        if est:
-            parts.append(est)
-        else:
-            parts.append("Time per epoch: press Measure speed, or train once.")
-        self.settings_panel.estimate_label.setText(" ".join(parts))
+        self._measured_text = ""
+        if self._size_for is not self._design:
+            self._size_text = "Model: counting the parameters…"
+            self._ask_size(self._design)
+        self._show_info()
         self._detect_devices()
 
-    def _model_size_text(self) -> str:
-        """The model's size, built once per design shown (building a model takes a moment)."""
-        design = self._design
-        if self._size_for is design and self._size_text:
-            return self._size_text
-        try:
-            from neuralstudio.ml.builder import analyze
+    def _show_info(self) -> None:
+        estimate = self._measured_text or self._estimate_from_runs() or "Time per epoch: press Measure speed, or " \
+            "train once."
+        self.settings_panel.estimate_label.setText(f"{self._size_text} {estimate}")
 
-            analysis = analyze(design.graph)
-            if analysis.ok:
-                p = analysis.total_params
-                text = f"Model: {p:,} parameters ({p * 4 / 1e6:.2f} MB as float32)."
-            else:
-                text = "The network cannot be built yet: " + analysis.errors[0].message
-        except Exception as exc:  # noqa: BLE001 - information only
-            text = f"Model size unknown ({exc})."
-        self._size_for, self._size_text = design, text
-        return text
+    def _info_runner(self) -> TaskRunner:
+        if self._runner is None:
+            self._runner = TaskRunner(self, name="neuralstudio-train-info")
+            self._own_runner = True
+        return self._runner
+
+    def _ask_size(self, design: Design) -> None:
+        """Count ``design``'s parameters in the background; shown if it is still the design when done."""
+
+        def done(text: str) -> None:
+            if design is self._design:
+                self._size_for, self._size_text = design, text
+                self._show_info()
+
+        self._info_runner().submit(lambda: model_size_text(design), done,
+                                   lambda exc, _tb: done(f"Model size unknown ({exc})."))
+
+    def _detect_devices(self) -> None:
+        """Offer the GPUs TensorFlow sees; only once TensorFlow is loaded (importing it would take seconds;
+        the editor or the first run loads it in the background), and in the background (listing them runs
+        a compiler to look for the CUDA driver)."""
+        if self._devices_known or "tensorflow" not in sys.modules:
+            return
+        self._devices_known = True
+        self._info_runner().submit(_device_report, self._on_devices_found)  # no devices: nothing to offer
+
+    def _on_devices_found(self, rep: Any) -> None:
+        devs = [(f"gpu:{i}", f"GPU {i}" + (f": {g.description}" if g.description else ""))
+                for i, g in enumerate(rep.gpus)]
+        if len(devs) > 1:
+            devs.append(("all-gpus", "all GPUs"))
+        if self.is_running():  # the form shows the run's settings: offer them when it ends
+            QTimer.singleShot(500, lambda: self._on_devices_found(rep))
+            return
+        self.settings_panel.set_devices(devs)
+        if not devs and rep.gpu_reason:
+            self.settings_panel.device_box.setToolTip("No GPU: " + rep.gpu_reason)
+
+    def shutdown(self) -> None:
+        """Stop the workspace's own background thread, if it made one (the main window lends its own)."""
+        if self._own_runner and self._runner is not None:
+            self._runner.shutdown()
 
     def _estimate_from_runs(self) -> str:
         recs = [r for r in self.runs_panel.records if as_number(r.timing.get("samples_per_second"))]
@@ -752,26 +790,6 @@ class TrainWorkspace(QWidget):
         if sps <= 0 or n <= 0:
             return ""
         return f"About {format_duration(n / sps)} per epoch ({sps:,.0f} samples/s in the last run)."
-
-    def _detect_devices(self) -> None:
-        """Offer the GPUs TensorFlow sees; only once TensorFlow is loaded (importing it here would freeze the
-        window for seconds; the editor or the first run loads it in the background)."""
-        if self._devices_known or "tensorflow" not in sys.modules:
-            return
-        self._devices_known = True
-        try:
-            from neuralstudio.ml.devices import device_report
-
-            rep = device_report()
-        except Exception:  # noqa: BLE001 - devices are optional information
-            return
-        devs = [(f"gpu:{i}", f"GPU {i}" + (f": {g.description}" if g.description else ""))
-                for i, g in enumerate(rep.gpus)]
-        if len(devs) > 1:
-            devs.append(("all-gpus", "all GPUs"))
-        self.settings_panel.set_devices(devs)
-        if not devs and rep.gpu_reason:
-            self.settings_panel.device_box.setToolTip("No GPU: " + rep.gpu_reason)
 
     # ------------------------------------------------------------------- slots
     def _on_train_clicked(self) -> None:
@@ -831,9 +849,9 @@ class TrainWorkspace(QWidget):
             QApplication.restoreOverrideCursor()
         n = len(self._dataset.x_train) if self._dataset is not None else 8000
         fit = n * (1 - settings.validation_split)
-        self.settings_panel.estimate_label.setText(
-            self.settings_panel.estimate_label.text().split(" Time per epoch")[0].split(" About")[0]
-            + f" About {format_duration(fit / sps)} per epoch (measured {sps:,.0f} samples/s on this machine).")
+        self._measured_text = f"About {format_duration(fit / sps)} per epoch (measured {sps:,.0f} samples/s on " \
+            "this machine)."
+        self._show_info()
 
     def _on_overlay_changed(self, records: list[RunRecord]) -> None:
         self.plots.set_overlays([(run_label(r), r.history()) for r in records])
@@ -856,6 +874,23 @@ class TrainWorkspace(QWidget):
         if path:
             written = self.plots.export_png(path)
             self._say("Wrote " + " and ".join(os.path.basename(p) for p in written) + ".")
+
+
+def _device_report() -> Any:
+    from neuralstudio.ml.devices import device_report  # imported here too: 50 ms of module loading
+
+    return device_report()
+
+
+def model_size_text(design: Design) -> str:
+    """The design's parameter count and float32 size in words (the shape-only analysis: no model is built)."""
+    from neuralstudio.ml.builder import analyze
+
+    analysis = analyze(design.graph, build=False, loss=design.training.loss)
+    if not analysis.ok:
+        return "The network cannot be built yet: " + analysis.errors[0].message
+    p = analysis.total_params
+    return f"Model: {p:,} parameters ({p * 4 / 1e6:.2f} MB as float32)."
 
 
 def measure_samples_per_second(design: Design, settings: Any, steps: int = 5) -> float:
