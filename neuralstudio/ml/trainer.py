@@ -272,8 +272,8 @@ class Trainer:
         from neuralstudio.ml import devices
         from neuralstudio.ml.builder import build_model
         from neuralstudio.ml.callbacks import EngineCallback
+        from neuralstudio.ml.input_pipeline import batches, steps_per_epoch, to_tensors
         from neuralstudio.ml.optimizers import make_optimizer
-        from neuralstudio.ml.tensors import to_tensors
 
         settings = self.settings or self.design.training
         settings.validate()
@@ -396,16 +396,18 @@ class Trainer:
         first_epoch = 0
         fit_t0 = time.perf_counter()  # the copy into tensors counts, as it does inside a plain fit
         x_train, y_train_t, x_val, y_val_t = to_tensors(x_train, y_train_t, x_val, y_val_t)
+        val_batches = batches(x_val, y_val_t, batch_size, shuffle=False) if x_val is not None else None
         while not self.control.stop_requested:
             with placement.scope():
                 model.compile(optimizer=optimizer, loss=settings.loss, metrics=[metric()],
                               steps_per_execution=spe, jit_compile="auto")
             cb.begin_fit(spe, first_epoch)
             with placement.scope():
-                model.fit(x_train, y_train_t, batch_size=batch_size, epochs=settings.epochs,
-                          initial_epoch=first_epoch,
-                          validation_data=(x_val, y_val_t) if x_val is not None else None,
-                          shuffle=True, verbose=0, callbacks=[cb])
+                # one iterator for all the epochs of this call, each epoch shuffled anew (so fit's own shuffle is off)
+                model.fit(batches(x_train, y_train_t, batch_size, shuffle=True, repeat=True, skip_epochs=first_epoch),
+                          steps_per_epoch=steps_per_epoch(n_train, batch_size), epochs=settings.epochs,
+                          initial_epoch=first_epoch, validation_data=val_batches, shuffle=False,
+                          verbose=0, callbacks=[cb])
             st = cb.state
             if st.retune_to and not (st.nan_at or st.early_stopped or st.stopped_by_user):
                 spe, first_epoch = st.retune_to, st.epochs_done
@@ -459,10 +461,9 @@ class Trainer:
         self._log(message)
 
         if x_test is not None:
-            x_test, y_test_t = to_tensors(x_test, y_test_t)
+            test_batches = batches(*to_tensors(x_test, y_test_t), eval_batch, shuffle=False)
             with placement.scope():
-                scores = model.evaluate(x_test, y_test_t, batch_size=eval_batch, verbose=0,
-                                        return_dict=True)
+                scores = model.evaluate(test_batches, verbose=0, return_dict=True)
             result.test_loss = _finite_or_none(scores.get("loss"))
             result.test_accuracy = _finite_or_none(scores.get("accuracy"))
         self._save_model(model, result)
@@ -500,6 +501,16 @@ class Trainer:
                 raise TrainingError(f"Cannot write the model to {self.out_path}: {exc.strerror}.") from None
             first = str(self.out_path)
         result.model_path = first
+
+
+def preload() -> None:
+    """Import what a run imports when it starts (Keras must be loaded first).
+
+    An import holds the GIL in stretches, and PySide's import hook reads each new module's
+    source: done by the first run's thread, this made the window wait 20-50 ms as Train was
+    pressed. The app calls this in the background once Keras has loaded.
+    """
+    from neuralstudio.ml import builder, callbacks, custom_gradients, data, devices, input_pipeline, optimizers  # noqa: F401
 
 
 def _set_initial_weights(model: Any, weights: list[Any]) -> None:

@@ -7,15 +7,15 @@ every later task that needs Keras (analysis, opening a model) queues behind it.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
-from neuralstudio.ui.tasks import TaskRunner
+from neuralstudio.ui.tasks import TaskRunner, on_python_thread
 
 
-def _import_and_catalog() -> dict[str, Any]:
+def load_keras() -> dict[str, Any]:
+    """Import Keras and start TensorFlow's runtime; the layer catalog and the Keras version."""
     import keras
 
     from neuralstudio.ml import catalog as catalog_mod
@@ -26,27 +26,9 @@ def _import_and_catalog() -> dict[str, Any]:
     return {"catalog": catalog_mod.catalog(), "keras_version": keras.__version__}
 
 
-def _load() -> dict[str, Any]:
-    """Import TensorFlow in a plain Python thread and wait for it (this runs on the task QThread).
-
-    Measured: when TensorFlow is first imported inside a QThread, building
-    NASNetMobile later crashes the process (segfault in a TF random op), while
-    an import in a Python ``threading.Thread`` (or the main thread) is fine.
-    """
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = _import_and_catalog()
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the task thread below
-            box["error"] = exc
-
-    t = threading.Thread(target=target, name="neuralstudio-import-keras", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+#: TensorFlow imported on a plain Python thread: measured, when it is first imported inside a QThread,
+#: building NASNetMobile later crashes the process (segfault in a TF random op).
+_load = on_python_thread(load_keras, "neuralstudio-import-keras")
 
 
 class KerasLoader(QObject):

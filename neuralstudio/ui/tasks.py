@@ -10,6 +10,7 @@ never touches a widget, and every exception is caught there and sent back.
 from __future__ import annotations
 
 import itertools
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,34 @@ from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
 _Done = Callable[[Any], None]
 _Failed = Callable[[BaseException, str], None]
+
+
+def on_python_thread(fn: Callable[[], Any], name: str) -> Callable[[], Any]:
+    """``fn`` wrapped to run on a plain Python thread that the runner's QThread waits for.
+
+    For TensorFlow's first import (done on a QThread, it crashed the process later: a segfault in
+    a TF random op) and for Measure speed's compile of a training step (compiling a model on the
+    runner's QThread segfaulted once too). Neither happens on a ``threading.Thread``. Exceptions
+    come back to the runner, which sends them to the GUI.
+    """
+
+    def run() -> Any:
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the runner's thread below
+                box["error"] = exc
+
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    return run
 
 
 class _Worker(QObject):

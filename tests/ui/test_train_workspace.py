@@ -280,6 +280,11 @@ def test_model_size_and_measured_time_per_epoch(qtbot, workspace):
     # 28*28*16+16 + 16*10+10 parameters
     qtbot.waitUntil(lambda: "12,730 parameters" in ws.settings_panel.estimate_label.text(), timeout=30_000)
     qtbot.mouseClick(ws.measure_button, Qt.MouseButton.LeftButton)
+    # timed in the background: the buttons wait, the window does not
+    assert not ws.measure_button.isEnabled() and not ws.train_button.isEnabled()
+    assert "Measuring" in ws.status_label.text()
+    qtbot.waitUntil(ws.measure_button.isEnabled, timeout=60_000)
+    assert ws.train_button.isEnabled()
     text = ws.settings_panel.estimate_label.text()
     assert "per epoch (measured" in text and "samples/s" in text, text
     assert "12,730 parameters" in text

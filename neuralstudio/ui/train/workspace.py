@@ -23,7 +23,6 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QFileDialog,
     QGridLayout,
@@ -45,7 +44,7 @@ from neuralstudio.core.formatting import format_duration
 from neuralstudio.core.runs import RunRecord, RunsStore
 from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.responsiveness import favor_gui_thread
-from neuralstudio.ui.tasks import TaskRunner
+from neuralstudio.ui.tasks import TaskRunner, on_python_thread
 from neuralstudio.ui.train.plots import TrainingPlots, as_number
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
@@ -137,6 +136,7 @@ class TrainWorkspace(QWidget):
         self._size_for: Design | None = None
         self._size_text = ""
         self._measured_text = ""  # the time per epoch from Measure speed, until the design or settings change
+        self._measuring = False  # Measure speed is timing steps in the background (Train waits for it)
         self._runner = runner
         self._own_runner = False  # made on first use when no runner was lent
         self._start_model: Any = None  # the model "Continue from the current model" starts from
@@ -311,12 +311,20 @@ class TrainWorkspace(QWidget):
     def is_running(self) -> bool:
         return self._thread is not None
 
+    @property
+    def background_busy(self) -> bool:
+        """The model's size, the devices or a speed measurement are still being worked out."""
+        return self._runner is not None and self._runner.busy
+
     def is_paused(self) -> bool:
         return self.is_running() and self.pause_button.isChecked()
 
     def start(self) -> bool:
         """Start a run (what the Train button does); False with a message in the status line when it cannot."""
         if self.is_running():
+            return False
+        if self._measuring:
+            self._say("Measuring the speed: Train is ready again in a moment.")
             return False
         if self._design is None:
             self._say("There is no design to train: build or open one in the Design workspace first.")
@@ -698,8 +706,9 @@ class TrainWorkspace(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.is_running()
-        self.train_button.setEnabled(not running and self._design is not None)
-        self.measure_button.setEnabled(not running and self._design is not None)
+        idle = not running and not self._measuring and self._design is not None
+        self.train_button.setEnabled(idle)
+        self.measure_button.setEnabled(idle)
         self.continue_check.setEnabled(not running and self._start_model is not None)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
@@ -762,6 +771,7 @@ class TrainWorkspace(QWidget):
             return
         self._devices_known = True
         self._info_runner().submit(_device_report, self._on_devices_found)  # no devices: nothing to offer
+        self._info_runner().submit(_preload_training)  # so that pressing Train imports nothing
 
     def _on_devices_found(self, rep: Any) -> None:
         devs = [(f"gpu:{i}", f"GPU {i}" + (f": {g.description}" if g.description else ""))
@@ -831,27 +841,40 @@ class TrainWorkspace(QWidget):
         self._info_dirty = True
 
     def _on_measure_clicked(self) -> None:
-        """Time a few real training steps on zeros of the right shape (a second or two, window busy)."""
-        if self._design is None or self.is_running():
+        """Time a few real training steps on zeros of the right shape, in the background (a second or two)."""
+        if self._design is None or self.is_running() or self._measuring:
             return
         try:
             settings = self.settings_panel.settings()
         except UserError as exc:
             self._say(f"Cannot measure: {exc}")
             return
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            sps = measure_samples_per_second(self._design, settings)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self._say(f"Cannot measure the speed: {exc}", error=True)
-            return
-        finally:
-            QApplication.restoreOverrideCursor()
+        design, before = self._design, self.status_label.text()
         n = len(self._dataset.x_train) if self._dataset is not None else 8000
         fit = n * (1 - settings.validation_split)
-        self._measured_text = f"About {format_duration(fit / sps)} per epoch (measured {sps:,.0f} samples/s on " \
-            "this machine)."
-        self._show_info()
+
+        def finished() -> None:
+            self._measuring = False
+            self._update_buttons()
+
+        def done(sps: float) -> None:
+            finished()
+            self._say(before)
+            if design is self._design:  # else the estimate belongs to a design no longer shown
+                self._measured_text = (f"About {format_duration(fit / sps)} per epoch (measured {sps:,.0f} "
+                                       "samples/s on this machine).")
+                self._show_info()
+
+        def failed(exc: BaseException, _tb: str) -> None:
+            finished()
+            self._say(f"Cannot measure the speed: {exc}", error=True)
+
+        self._measuring = True
+        self._update_buttons()
+        self._say("Measuring the speed: timing a few training steps…")
+        # compiled on a plain Python thread (see tasks.on_python_thread), queued behind any analysis
+        job = on_python_thread(lambda: measure_samples_per_second(design, settings), "neuralstudio-measure")
+        self._info_runner().submit(job, done, failed)
 
     def _on_overlay_changed(self, records: list[RunRecord]) -> None:
         self.plots.set_overlays([(run_label(r), r.history()) for r in records])
@@ -874,6 +897,12 @@ class TrainWorkspace(QWidget):
         if path:
             written = self.plots.export_png(path)
             self._say("Wrote " + " and ".join(os.path.basename(p) for p in written) + ".")
+
+
+def _preload_training() -> None:
+    from neuralstudio.ml.trainer import preload
+
+    preload()
 
 
 def _device_report() -> Any:
