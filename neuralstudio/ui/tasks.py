@@ -9,12 +9,14 @@ never touches a widget, and every exception is caught there and sent back.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
 _Done = Callable[[Any], None]
@@ -62,6 +64,25 @@ class _Worker(QObject):
         self.finished.emit(task_id, result, None)
 
 
+#: the thread and worker of every runner not shut down yet, held here so that they outlive a runner
+#: deleted with its parent widget: destroying a running QThread aborts the process
+_RUNNING: dict[int, tuple[QThread, QObject]] = {}
+
+
+@atexit.register
+def _stop_running_threads() -> None:
+    """Stop the threads of runners nobody shut down (a script that ends without closing its window)."""
+    for thread, _worker in list(_RUNNING.values()):
+        _stop(thread)
+    _RUNNING.clear()
+
+
+def _stop(thread: QThread) -> None:
+    if shiboken6.isValid(thread) and thread.isRunning():
+        thread.quit()
+        thread.wait()
+
+
 class TaskRunner(QObject):
     """Runs submitted callables in order on one background QThread."""
 
@@ -78,6 +99,8 @@ class TaskRunner(QObject):
         self._ids = itertools.count(1)
         self._callbacks: dict[int, tuple[_Done | None, _Failed | None]] = {}
         self._thread.start()
+        self._key = id(self._thread)
+        _RUNNING[self._key] = (self._thread, self._worker)
 
     @property
     def busy(self) -> bool:
@@ -116,9 +139,8 @@ class TaskRunner(QObject):
 
     def shutdown(self) -> None:
         """Let the current task finish, then stop the thread (destroying a running QThread aborts)."""
-        if self._thread.isRunning():
-            self._thread.quit()
-            self._thread.wait()
+        _stop(self._thread)
+        _RUNNING.pop(self._key, None)
         self._callbacks.clear()
 
     @Slot(int, object, object)
