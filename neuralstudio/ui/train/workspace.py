@@ -744,7 +744,7 @@ class TrainWorkspace(QWidget):
     def _show_info(self) -> None:
         estimate = self._measured_text or self._estimate_from_runs() or "Time per epoch: press Measure speed, or " \
             "train once."
-        self.settings_panel.estimate_label.setText(f"{self._size_text} {estimate}")
+        self.settings_panel.estimate_label.setText(" ".join(t for t in (self._size_text, estimate) if t))
 
     def _info_runner(self) -> TaskRunner:
         if self._runner is None:
