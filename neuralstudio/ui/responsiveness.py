@@ -11,9 +11,12 @@ Two things made the window stall 50-130 ms while a model trained on a 2-core mac
   to 1 ms; the training thread pays only when the GUI actually asks for the GIL,
   which an idle event loop does not.
 * **The CPU.**  TensorFlow keeps one compute thread per core busy, so the GUI
-  thread waited for a core behind them.  :func:`lower_training_threads` runs the
-  training thread and TensorFlow's threads (named ``tf_*``) a few nice steps
-  below the GUI thread (Linux only).  With the CPU otherwise idle they get all of
+  thread waited for a core behind them.  :func:`lower_training_threads` runs every
+  thread but the GUI thread and Qt's own a few nice steps below the GUI thread
+  (Linux only).  Not only TensorFlow's ``tf_*`` threads: its compute pool takes the
+  name of whichever thread ran the first op (the Keras loader, in the app), and
+  left at the GUI's priority it delayed the GUI's timers 50+ ms with no thread
+  holding the GIL (py-spy dumps during the stall).  With the CPU otherwise idle they get all of
   it, so training speed is unchanged (measured in
   ``tests/benchmarks/bench_train_window.py``); when the GUI needs a core, the
   scheduler gives it one at once.  An unprivileged process cannot raise a
@@ -58,11 +61,15 @@ def favor_gui_thread() -> None:
         sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
 
 
-def lower_training_threads(thread_ids: Iterable[int] = ()) -> int:
-    """Move TensorFlow's threads and ``thread_ids`` (native ids) to :data:`TRAINING_NICE`.
+#: Qt's own threads, which serve the GUI (input events, D-Bus, paint helpers): kept at its priority
+QT_THREAD_PREFIXES = ("QXcb", "QDBus", "Thread (pooled)", "QWayland")
 
-    Threads those threads start later inherit the lower priority.  Returns how
-    many threads were changed; does nothing (returns 0) where threads have no
+
+def lower_training_threads(thread_ids: Iterable[int] = ()) -> int:
+    """Move every thread but the GUI thread and Qt's own (``thread_ids`` included) to :data:`TRAINING_NICE`.
+
+    Threads those threads start later inherit the lower priority; threads the GUI thread starts later
+    do not.  Returns how many threads were changed; does nothing (returns 0) where threads have no
     nice value of their own (not Linux) and never touches the main (GUI) thread.
     """
     if not sys.platform.startswith("linux") or not os.path.isdir(_TASKS):
@@ -72,7 +79,7 @@ def lower_training_threads(thread_ids: Iterable[int] = ()) -> int:
     changed = 0
     for entry in os.listdir(_TASKS):
         tid = int(entry)
-        if tid == gui or (tid not in wanted and not _thread_name(tid).startswith("tf_")):
+        if tid == gui or (tid not in wanted and _thread_name(tid).startswith(QT_THREAD_PREFIXES)):
             continue
         try:
             if os.getpriority(os.PRIO_PROCESS, tid) < TRAINING_NICE:

@@ -56,4 +56,34 @@ def test_a_thread_that_has_ended_is_skipped_quietly():
     t = threading.Thread(target=lambda: None)
     t.start()
     t.join()
+    resp.lower_training_threads([t.native_id])  # the other threads of this process are lowered (once)
     assert resp.lower_training_threads([t.native_id]) == 0
+
+
+@linux_only
+def test_every_thread_but_the_gui_and_qts_own_is_lowered():
+    """TensorFlow's compute pool is named after whichever thread ran the first op, not tf_*."""
+    import ctypes
+
+    tids: dict[str, int] = {}
+    ready, release = threading.Barrier(3), threading.Event()
+
+    def worker(name: str) -> None:
+        ctypes.CDLL(None).prctl(15, name.encode())  # PR_SET_NAME, as a native thread names itself
+        tids[name] = threading.get_native_id()
+        ready.wait(10)
+        release.wait(10)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("neuralstudio-im", "QXcbEventQueue")]
+    for t in threads:
+        t.start()
+    try:
+        ready.wait(10)
+        before = os.getpriority(os.PRIO_PROCESS, tids["QXcbEventQueue"])
+        resp.lower_training_threads()
+        assert os.getpriority(os.PRIO_PROCESS, tids["neuralstudio-im"]) == resp.TRAINING_NICE
+        assert os.getpriority(os.PRIO_PROCESS, tids["QXcbEventQueue"]) == before
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
