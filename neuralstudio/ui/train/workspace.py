@@ -133,6 +133,7 @@ class TrainWorkspace(QWidget):
         self._info_dirty = True
         self._pending_design: Design | None = None
         self._devices_known = False
+        self._devices_found: Any = None  # a device report that arrived during a run, offered when it ends
         self._size_for: Design | None = None
         self._size_text = ""
         self._measured_text = ""  # the time per epoch from Measure speed, until the design or settings change
@@ -623,6 +624,8 @@ class TrainWorkspace(QWidget):
         self.runs_panel.reload()
         if self._pending_design is not None:
             self.set_design(self._pending_design)
+        if self._devices_found is not None:
+            self._on_devices_found(self._devices_found)
         self._info_dirty = True
         if self.isVisible():
             QTimer.singleShot(0, self._update_info)
@@ -765,8 +768,8 @@ class TrainWorkspace(QWidget):
 
     def _detect_devices(self) -> None:
         """Offer the GPUs TensorFlow sees; only once TensorFlow is loaded (importing it would take seconds;
-        the editor or the first run loads it in the background), and in the background (listing them runs
-        a compiler to look for the CUDA driver)."""
+        the editor or the first run loads it in the background), and in the background (TensorFlow's device
+        listing and the driver check are slow enough to be felt)."""
         if self._devices_known or "tensorflow" not in sys.modules:
             return
         self._devices_known = True
@@ -774,13 +777,14 @@ class TrainWorkspace(QWidget):
         self._info_runner().submit(_preload_training)  # so that pressing Train imports nothing
 
     def _on_devices_found(self, rep: Any) -> None:
+        if self.is_running():  # the form shows the run's settings: offer the devices when the run ends
+            self._devices_found = rep
+            return
+        self._devices_found = None
         devs = [(f"gpu:{i}", f"GPU {i}" + (f": {g.description}" if g.description else ""))
                 for i, g in enumerate(rep.gpus)]
         if len(devs) > 1:
             devs.append(("all-gpus", "all GPUs"))
-        if self.is_running():  # the form shows the run's settings: offer them when it ends
-            QTimer.singleShot(500, lambda: self._on_devices_found(rep))
-            return
         self.settings_panel.set_devices(devs)
         if not devs and rep.gpu_reason:
             self.settings_panel.device_box.setToolTip("No GPU: " + rep.gpu_reason)
