@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,9 @@ from typing import Any
 
 from neuralstudio.core.atomic import atomic_write_text
 from neuralstudio.core.errors import UserError
+from neuralstudio.core.formatting import shorten
 from neuralstudio.core.graph import Graph, GraphError
+from neuralstudio.core.layer_config import LayerConfigError, check_layer_config
 from neuralstudio.core.training_settings import SettingsError, TrainingSettings
 
 FORMAT = "neuralstudio-design"
@@ -26,6 +30,8 @@ VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 20_000
+MAX_NAME = 200  # characters in a design's name
+MAX_DESCRIPTION = 100_000
 
 
 class DesignError(UserError, ValueError):
@@ -62,11 +68,17 @@ class Design:
 
 
 def _migrate_v0(data: dict[str, Any]) -> dict[str, Any]:
-    """Version 0 (pre-release) kept positions inside nodes; lift them into ``layout``."""
+    """Version 0 (pre-release) kept positions inside nodes; lift them into ``layout``.
+
+    Anything malformed is left where it is for the version-1 checks to refuse with their message.
+    """
     layout = data.setdefault("layout", {})
-    for nd in data.get("graph", {}).get("nodes", []):
-        if isinstance(nd, dict) and "pos" in nd:
-            layout[nd.get("id")] = nd.pop("pos")
+    graph = data.get("graph")
+    nodes = graph.get("nodes") if isinstance(graph, dict) else None
+    if isinstance(layout, dict) and isinstance(nodes, list):
+        for nd in nodes:
+            if isinstance(nd, dict) and "pos" in nd and isinstance(nd.get("id"), str):
+                layout[nd["id"]] = nd.pop("pos")
     data["version"] = 1
     return data
 
@@ -95,24 +107,32 @@ def loads_design(text: str | bytes, source: str = "design") -> Design:
 
 
 def load_design(path: str | os.PathLike[str]) -> Design:
-    """Read and validate a design file."""
+    """Read and validate a design file.
+
+    Only a regular file is read, and never more than :data:`MAX_FILE_BYTES`: a
+    "design" that is a link to ``/dev/zero`` or a pipe would otherwise be read forever.
+    """
     p = Path(path)
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except FileNotFoundError:
         raise DesignError(f"{p} does not exist.") from None
     except OSError as exc:
         raise DesignError(f"{p} cannot be read: {exc.strerror}.") from None
-    if p.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise DesignError(f"{p} is a folder, not a design file.")
-    if size > MAX_FILE_BYTES:
-        raise DesignError(f"{p} is {size / 2**20:.0f} MB: far too large for a design file.")
+    if not stat.S_ISREG(st.st_mode):
+        raise DesignError(f"{p} is not a regular file (a device, pipe or socket): choose a .nsd design file.")
+    if st.st_size > MAX_FILE_BYTES:
+        raise DesignError(f"{p} is {st.st_size / 2**20:.0f} MB: far too large for a design file.")
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise DesignError(f"{p} cannot be read: {exc.strerror}.") from None
-    design = loads_design(raw, p.name)
-    return design
+    if len(raw) > MAX_FILE_BYTES:
+        raise DesignError(f"{p} is larger than {MAX_FILE_BYTES // 2**20} MB: far too large for a design file.")
+    return loads_design(raw, p.name)
 
 
 def design_from_dict(data: Any, source: str = "design") -> Design:
@@ -120,6 +140,7 @@ def design_from_dict(data: Any, source: str = "design") -> Design:
         raise DesignError(f"{source} must hold a JSON object, not {type(data).__name__}.")
     if _depth(data) > MAX_DEPTH:
         raise DesignError(f"{source} is nested too deeply to be a design file.")
+    _check_text(data, source)
     if data.get("format") != FORMAT:
         raise DesignError(f"{source} is not a NeuralStudio design (its 'format' is not {FORMAT!r}).")
     version = data.get("version")
@@ -140,6 +161,7 @@ def design_from_dict(data: Any, source: str = "design") -> Design:
         raise DesignError(f"{source} has no 'graph' object.")
     if isinstance(graph_data.get("nodes"), list) and len(graph_data["nodes"]) > MAX_NODES:
         raise DesignError(f"{source} has more than {MAX_NODES} layers.")
+    _check_layer_configs(graph_data, source)
     try:
         graph = Graph.from_dict(graph_data)
     except GraphError as exc:
@@ -166,7 +188,44 @@ def design_from_dict(data: Any, source: str = "design") -> Design:
     desc = data.get("description", "")
     if not isinstance(name, str) or not isinstance(desc, str):
         raise DesignError(f"{source}: 'name' and 'description' must be text.")
+    if len(name) > MAX_NAME or len(desc) > MAX_DESCRIPTION:
+        raise DesignError(f"{source}: the design's name (at most {MAX_NAME} characters) or description "
+                          f"(at most {MAX_DESCRIPTION:,}) is too long.")
     return Design(graph=graph, training=training, data=dict(data_cfg), name=name, description=desc)
+
+
+def _check_layer_configs(graph_data: dict[str, Any], source: str) -> None:
+    """Every layer config holds only what the code generator can write as identifiers and ``repr()``."""
+    nodes = graph_data.get("nodes")
+    if not isinstance(nodes, list):
+        return  # Graph.from_dict refuses it with its own message
+    for i, nd in enumerate(nodes):
+        if not isinstance(nd, dict) or not isinstance(nd.get("config", {}), dict):
+            continue
+        label = nd.get("name") if isinstance(nd.get("name"), str) else nd.get("id", f"#{i + 1}")
+        try:
+            check_layer_config(str(nd.get("class_name")), nd.get("config", {}), shorten(label, 80))
+        except LayerConfigError as exc:
+            raise DesignError(f"{source}: {exc}") from None
+
+
+def _check_text(obj: Any, source: str) -> None:
+    """Refuse text that cannot be written back: lone UTF-16 surrogates (JSON's ``\\ud800``) are not UTF-8."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, str):
+            if _SURROGATE.search(o):
+                raise DesignError(f"{source} holds text with an invalid character (a lone UTF-16 surrogate, "
+                                  f"in {shorten(o, 40)}): the file is damaged.")
+        elif isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _reject_constant(name: str) -> Any:

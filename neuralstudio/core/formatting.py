@@ -35,3 +35,9 @@ def format_duration(seconds: Any) -> str:
     if s < 5400:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.1f} h"
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages quote values from untrusted files, which can be huge."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 3] + "..."

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from neuralstudio.core.errors import UserError
+from neuralstudio.core.formatting import shorten
 
 OPTIMIZERS = ("sgd", "sgd-momentum", "rmsprop", "adam", "adamw")
 LOSSES = (
@@ -41,9 +42,9 @@ class TrainingSettings:
     def validate(self) -> None:
         """Raise :class:`SettingsError` naming the first bad value and the accepted range."""
         if self.optimizer not in OPTIMIZERS:
-            raise SettingsError(f"Unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
+            raise SettingsError(f"Unknown optimizer {shorten(self.optimizer)}: choose one of {', '.join(OPTIMIZERS)}.")
         if self.loss not in LOSSES:
-            raise SettingsError(f"Unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}.")
+            raise SettingsError(f"Unknown loss {shorten(self.loss)}: choose one of {', '.join(LOSSES)}.")
         _number("learning_rate", self.learning_rate, 0.0, 100.0, low_open=True)
         _number("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _integer("batch_size", self.batch_size, 1, 1_000_000)
@@ -64,7 +65,7 @@ class TrainingSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise SettingsError(f"Unknown training setting(s): {', '.join(unknown)}.")
+            raise SettingsError(f"Unknown training setting(s): {shorten(', '.join(unknown), 200)}.")
         s = cls(**data)
         s.validate()
         return s
@@ -78,7 +79,7 @@ class TrainingSettings:
 
 def _number(name: str, v: Any, lo: float, hi: float, low_open: bool = False, high_open: bool = False) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise SettingsError(f"{name} must be a number, not {v!r}.")
+        raise SettingsError(f"{name} must be a number, not {shorten(v)}.")
     if v < lo or v > hi or (low_open and v == lo) or (high_open and v == hi):
         lb = "(" if low_open else "["
         hb = ")" if high_open else "]"
@@ -87,6 +88,6 @@ def _number(name: str, v: Any, lo: float, hi: float, low_open: bool = False, hig
 
 def _integer(name: str, v: Any, lo: int, hi: int) -> None:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise SettingsError(f"{name} must be a whole number, not {v!r}.")
+        raise SettingsError(f"{name} must be a whole number, not {shorten(v)}.")
     if not lo <= v <= hi:
         raise SettingsError(f"{name} = {v} is out of range: it must be between {lo} and {hi}.")

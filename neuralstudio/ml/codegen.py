@@ -12,21 +12,24 @@ imported (or exec'd by the tests) without training anything.
 from __future__ import annotations
 
 import inspect
-import json
 import keyword
 import math
-import pprint
 import re
 from typing import Any
 
 from neuralstudio.core.design import Design
 from neuralstudio.core.errors import UserError
+from neuralstudio.core.formatting import shorten
 from neuralstudio.core.graph import INPUT_CLASS, Graph, Node, default_name
+from neuralstudio.core.layer_config import is_parameter_name
+from neuralstudio.ml.code_check import check_generated_code
 
 _MODEL_CLASSES = ("Functional", "Sequential", "Model")
 # Arguments whose list value is clearer as one number when all entries are equal: Conv2D(32, 3).
 _COLLAPSIBLE = {"kernel_size", "strides", "pool_size", "dilation_rate", "size"}
-_RESERVED = {"keras", "layers", "model", "inputs", "outputs", "load_data", "np"}
+# Names the script itself uses: a layer called "print" or "os" gets another variable name.
+_RESERVED = {"keras", "layers", "model", "inputs", "outputs", "load_data", "np", "os", "print", "float", "shape",
+             "x_train", "y_train", "x_test", "y_test", "loss", "accuracy", "stop_early", "load_trained_model"}
 _MNIST_PIXELS = 28 * 28
 _ONE_HOT_LOSSES = {"categorical_crossentropy", "mean_squared_error", "binary_crossentropy"}
 
@@ -66,21 +69,27 @@ def generate_code(design: Design) -> str:
         "",
     ]
     if seed is not None:
-        lines += [f"keras.utils.set_random_seed({seed})  # the same initial weights on every run", ""]
+        lines += [f"keras.utils.set_random_seed({_literal(seed)})  # the same initial weights on every run", ""]
     lines += body
     lines += ["", ""]
     lines += _training_section(design, graph)
-    return "\n".join(lines).rstrip() + "\n"
+    code = "\n".join(lines).rstrip() + "\n"
+    check_generated_code(code)
+    return code
 
 
 def _docstring_text(design: Design) -> str:
-    text = (design.name or "Network").replace('"""', "'''").replace("\\", "/")
-    desc = design.description.replace('"""', "'''").replace("\\", "/").strip()
+    """The design's name and description as docstring text: no quote or backslash can end the string early."""
+    def clean(text: str) -> str:
+        text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
+        return text.replace("\\", "/").replace('"', "'")
+
+    text, desc = clean(design.name or "Network"), clean(design.description).strip()
     return f"{text}: {desc}" if desc else text
 
 
 def _identifier(name: str, taken: set[str]) -> str:
-    base = re.sub(r"\W+", "_", name).strip("_").lower() or "x"
+    base = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower() or "x"
     if base[0].isdigit():
         base = "x_" + base
     if keyword.iskeyword(base) or base in _RESERVED:
@@ -136,7 +145,7 @@ class _Generator:
         for nid in chain[1:]:
             expr = self.layer_expr(self.graph.nodes[nid])
             lines.append(_indent(expr, 8) + ",")
-        lines += ["    ],", f'    name="{model_name}",', ")"]
+        lines += ["    ],", f"    name={_string(model_name)},", ")"]
         return lines
 
     def functional(self, model_name: str) -> list[str]:
@@ -179,7 +188,7 @@ class _Generator:
         outs = [var[o] for o in g.outputs()]
         in_text = ins[0] if len(ins) == 1 else "[" + ", ".join(ins) + "]"
         out_text = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
-        lines.append(f'model = keras.Model(inputs={in_text}, outputs={out_text}, name="{model_name}")')
+        lines.append(f"model = keras.Model(inputs={in_text}, outputs={out_text}, name={_string(model_name)})")
         return lines
 
     def _multi_output(self, nid: str) -> bool:
@@ -194,9 +203,12 @@ class _Generator:
             shape = [None, *cfg["shape"]]
         if not isinstance(shape, (list, tuple)) or not shape:
             raise CodegenError(f"{node.name} (Input) has no shape: set it before generating code.")
+        if any(d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1) for d in shape):
+            raise CodegenError(f"{node.name} (Input) has the shape {shorten(shape)}: every size must be a whole "
+                               "number from 1 up, or None.")
         parts.append(f"shape={_tuple(shape[1:])}")
         if shape[0] is not None:
-            parts.append(f"batch_size={shape[0]}")
+            parts.append(f"batch_size={int(shape[0])!r}")
         dtype = cfg.get("dtype")
         if isinstance(dtype, dict):
             dtype = (dtype.get("config") or {}).get("name")
@@ -214,7 +226,7 @@ class _Generator:
             cfg["name"] = node.name
             obj = {"module": module, "class_name": node.class_name, "config": cfg, "registered_name": None}
             return ("keras.saving.deserialize_keras_object(  # a nested model\n"
-                    + _indent(pprint.pformat(obj, width=100, sort_dicts=False), 4) + "\n)")
+                    + _indent(_data_literal(obj), 4) + "\n)")
         cls = _layer_class(node.class_name)
         if cls is None:
             raise CodegenError(f"{node.name} uses {node.class_name!r}, which is not a Keras layer.")
@@ -225,6 +237,9 @@ class _Generator:
         positional = [_value(k, config[k]) for k in required if k in config]
         keywords = []
         for key, value in config.items():
+            if not is_parameter_name(key):
+                raise CodegenError(f"{node.name} has a parameter named {shorten(key)}, which is not a Keras "
+                                   "parameter name.")
             if key in required or key == "name" or key not in needed:
                 continue
             if key == "dtype" and isinstance(value, dict):
@@ -301,11 +316,22 @@ def _tuple(items: Any) -> str:
 
 
 def _literal(v: Any) -> str:
+    """A leaf value as Python source: only ``repr()`` of text, numbers, booleans and None ever reaches the code."""
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return _string(v)
     if isinstance(v, float) and not math.isfinite(v):
         return f'float("{v}")'
-    return repr(v)
+    if v is None or isinstance(v, (bool, int, float)):
+        return repr(v)
+    raise CodegenError(f"A design value {shorten(v)} cannot be written as Python.")
+
+
+def _string(text: str) -> str:
+    """``repr`` with double quotes where the text allows, as a person writes Python (and Black formats it)."""
+    r = repr(text)
+    if r.startswith("'") and '"' not in text:
+        r = '"' + r[1:-1] + '"'
+    return r
 
 
 def _value(key: str, value: Any) -> str:
@@ -323,25 +349,82 @@ def _value(key: str, value: Any) -> str:
 
 
 def _object(value: dict[str, Any]) -> str:
-    """A serialized Keras object (initializer, regularizer, constraint...) as a constructor call."""
-    cn, module, cfg = value.get("class_name"), value.get("module"), value.get("config")
-    if isinstance(cn, str) and isinstance(module, str) and module.startswith("keras.") and isinstance(cfg, dict) \
-            and not module.startswith("keras.src") and cn.isidentifier():
-        if module == "keras" and cn.endswith("DTypePolicy"):
-            return _literal(cfg.get("name", "float32"))
-        defaults: dict[str, Any] = {}
-        try:
-            import keras
+    """A serialized Keras object (initializer, regularizer, constraint...) as a constructor call.
 
-            obj = keras.saving.deserialize_keras_object(value)
-            defaults = _plain(type(obj)().get_config())
-        except Exception:  # noqa: BLE001 - then every argument is written out
-            defaults = {}
-        args = [f"{k}={_value(k, v)}" for k, v in cfg.items() if not (k in defaults and _same(defaults[k], v))]
-        return f"{module}.{cn}(" + ", ".join(args) + ")"
-    if isinstance(cn, str) and isinstance(cfg, (dict, str)) and "module" in value:
-        return f"keras.saving.deserialize_keras_object({pprint.pformat(value, width=100, sort_dicts=False)})"
-    return "{" + ", ".join(f"{_literal(k)}: {_value(str(k), v)}" for k, v in value.items()) + "}"
+    The class is looked up among Keras's own public classes (:func:`keras_class_path`) and written by the
+    path found there: the ``module`` text of the file only orders the search, it never reaches the code.
+    """
+    cn, module, cfg = value.get("class_name"), value.get("module"), value.get("config")
+    if "class_name" not in value:
+        return "{" + ", ".join(f"{_literal(k)}: {_value(str(k), v)}" for k, v in value.items()) + "}"
+    if module == "keras" and isinstance(cn, str) and cn.endswith("DTypePolicy") and isinstance(cfg, dict):
+        return _literal(cfg.get("name", "float32"))
+    found = keras_class_path(cn, module) if isinstance(cfg, dict) else None
+    if found is None:
+        raise CodegenError(f"The design uses the object {shorten(cn)} (module {shorten(module)}), which is not one "
+                           "of Keras's own classes, so it cannot be written as Keras code.")
+    path, cls = found
+    try:
+        defaults = _plain(cls().get_config())
+    except Exception:  # noqa: BLE001 - a class with required arguments: every argument is written out
+        defaults = {}
+    args = []
+    for k, v in cfg.items():
+        if not is_parameter_name(k):
+            raise CodegenError(f"The {cn} object has an argument named {shorten(k)}, which is not a parameter name.")
+        if not (k in defaults and _same(defaults[k], v)):
+            args.append(f"{k}={_value(k, v)}")
+    return f"{path}(" + ", ".join(args) + ")"
+
+
+# Where Keras publishes the classes a layer config can refer to, most common first.
+_OBJECT_FAMILIES = ("initializers", "regularizers", "constraints", "layers", "activations",
+                    "optimizers.schedules", "optimizers", "losses", "metrics", "quantizers", "dtype_policies")
+
+
+def keras_class_path(class_name: Any, module: Any = None) -> tuple[str, type] | None:
+    """``("keras.initializers.HeNormal", HeNormal)`` for a class Keras itself exports, else None.
+
+    Args:
+        class_name: the ``class_name`` of a serialized object, from an untrusted file.
+        module: its ``module``; a family named there (``keras.regularizers``) is searched first.
+    """
+    import keras
+
+    if not isinstance(class_name, str) or not is_parameter_name(class_name) or class_name.startswith("_"):
+        return None
+    families = list(_OBJECT_FAMILIES)
+    hint = module[len("keras."):] if isinstance(module, str) and module.startswith("keras.") else ""
+    if hint in families:
+        families.remove(hint)
+        families.insert(0, hint)
+    for family in families:
+        namespace: Any = keras
+        for part in family.split("."):
+            namespace = getattr(namespace, part, None)
+        cls = getattr(namespace, class_name, None)
+        if isinstance(cls, type) and cls.__module__.startswith("keras"):
+            return f"keras.{family}.{class_name}", cls
+    return None
+
+
+def _data_literal(value: Any, indent: int = 0) -> str:
+    """Plain data (dicts, lists, text, numbers) as Python source, one entry a line, ``repr()`` for every leaf.
+
+    Used for a nested model's config; unlike ``pprint`` it writes non-finite floats as ``float("inf")``.
+    """
+    pad, inner = " " * indent, " " * (indent + 4)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{_literal(str(k))}: {_data_literal(v, indent + 4)}," for k, v in value.items()]
+        return "{\n" + "\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
+        items = [f"{inner}{_data_literal(v, indent + 4)}," for v in value]
+        return "[\n" + "\n".join(items) + f"\n{pad}]"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{}"
+    return _literal(value)
 
 
 def _indent(text: str, n: int) -> str:
@@ -351,12 +434,14 @@ def _indent(text: str, n: int) -> str:
 
 def _training_section(design: Design, graph: Graph) -> list[str]:
     t = design.training
+    t.validate()
+    lr = _literal(t.learning_rate)
     optimizer = {
-        "sgd": f"keras.optimizers.SGD(learning_rate={t.learning_rate!r})",
-        "sgd-momentum": f"keras.optimizers.SGD(learning_rate={t.learning_rate!r}, momentum={t.momentum!r})",
-        "rmsprop": f"keras.optimizers.RMSprop(learning_rate={t.learning_rate!r})",
-        "adam": f"keras.optimizers.Adam(learning_rate={t.learning_rate!r})",
-        "adamw": f"keras.optimizers.AdamW(learning_rate={t.learning_rate!r})",
+        "sgd": f"keras.optimizers.SGD(learning_rate={lr})",
+        "sgd-momentum": f"keras.optimizers.SGD(learning_rate={lr}, momentum={_literal(t.momentum)})",
+        "rmsprop": f"keras.optimizers.RMSprop(learning_rate={lr})",
+        "adam": f"keras.optimizers.Adam(learning_rate={lr})",
+        "adamw": f"keras.optimizers.AdamW(learning_rate={lr})",
     }[t.optimizer]
     single = len(graph.inputs()) == 1 and len(graph.outputs()) == 1
     lines = [
@@ -387,23 +472,23 @@ def _training_section(design: Design, graph: Graph) -> list[str]:
         "    (x_train, y_train), (x_test, y_test) = load_data()",
         "    model.compile(",
         f"        optimizer={optimizer},",
-        f'        loss="{t.loss}",',
+        f"        loss={_string(t.loss)},",
         '        metrics=["accuracy"],',
         "    )",
         "    model.summary()",
     ]
     callbacks = ""
     if t.early_stopping:
-        lines.append(f"    stop_early = keras.callbacks.EarlyStopping(patience={t.early_stopping}, "
+        lines.append(f"    stop_early = keras.callbacks.EarlyStopping(patience={_literal(t.early_stopping)}, "
                      "restore_best_weights=True)")
         callbacks = "        callbacks=[stop_early],\n"
     fit = [
         "    model.fit(",
         "        x_train,",
         "        y_train,",
-        f"        batch_size={t.batch_size},",
-        f"        epochs={t.epochs},",
-        f"        validation_split={t.validation_split!r},",
+        f"        batch_size={_literal(t.batch_size)},",
+        f"        epochs={_literal(t.epochs)},",
+        f"        validation_split={_literal(t.validation_split)},",
     ]
     lines += fit + ([callbacks.rstrip("\n")] if callbacks else []) + ["    )"]
     lines += [

@@ -15,6 +15,7 @@ quantisation flag); the other writers reach it through Keras.
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import os
 import re
@@ -83,6 +84,13 @@ INFERENCE_SCRIPT = "predict.py"
 INFERENCE_MODEL = "model.keras"
 SAVEDMODEL_MARKER = "saved_model.pb"
 _FOLDER_MARKERS = {"savedmodel": SAVEDMODEL_MARKER, "python": PYTHON_SCRIPT, "inference-script": INFERENCE_SCRIPT}
+# Everything a folder export writes (and Python's cache beside a script that was run): a previous export
+# holding anything else is not replaced, since replacing the folder would delete those files.
+_FOLDER_CONTENTS = {
+    "savedmodel": {SAVEDMODEL_MARKER, "fingerprint.pb", "variables", "assets"},
+    "python": {PYTHON_SCRIPT, PYTHON_WEIGHTS, "__pycache__"},
+    "inference-script": {INFERENCE_SCRIPT, INFERENCE_MODEL, "__pycache__"},
+}
 
 
 @dataclass
@@ -148,11 +156,21 @@ def _check_target(fmt: ExportFormat, target: Path) -> None:
     if fmt.folder:
         if target.exists() and not target.is_dir():
             raise ExportError(f"{target} is a file; the {fmt.name} export is a folder: give a folder name.")
-        if target.is_dir() and any(target.iterdir()) and not (target / _FOLDER_MARKERS[fmt.name]).exists():
-            # Replacing a folder deletes what is in it: only ever replace a previous export of the same kind.
+        if not target.is_dir() or not any(target.iterdir()):
+            return
+        # Replacing a folder deletes what is in it: only ever replace a previous export of the same kind,
+        # and only when it holds nothing but what that export writes.
+        if not (target / _FOLDER_MARKERS[fmt.name]).exists():
             raise ExportError(
                 f"{target} already exists and is not a previous {fmt.name} export (no "
                 f"{_FOLDER_MARKERS[fmt.name]} in it); choose a new folder name so nothing of yours is replaced."
+            )
+        others = sorted(p.name for p in target.iterdir() if p.name not in _FOLDER_CONTENTS[fmt.name])
+        if others:
+            listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise ExportError(
+                f"{target} is a previous {fmt.name} export but also holds {listed}, which exporting again would "
+                "delete: move those files out or choose a new folder name."
             )
         return
     if target.is_dir():
@@ -271,12 +289,16 @@ def _write_onnx(model: Any, tmp: Path, **_: Any) -> list[Path]:
 
 
 def _write_python(model: Any, tmp: Path, *, design: Any = None, **_: Any) -> list[Path]:
+    from neuralstudio.core.design import design_from_dict
     from neuralstudio.ml.codegen import generate_code
 
     if design is None:
         from neuralstudio.ml.importer import import_model
 
         design = import_model(model)
+    # Only a design that passes the file loader's checks becomes code: one from a run record, from the
+    # editor or from an imported model alike (docs/ARCHITECTURE.md, "Untrusted files").
+    design = design_from_dict(design.to_dict(), design.name or "the design")
     tmp.mkdir(parents=True)
     model.save_weights(tmp / PYTHON_WEIGHTS)
     atomic_write_text(tmp / PYTHON_SCRIPT, with_weights_loader(generate_code(design)))
@@ -508,6 +530,18 @@ def export_model(
             raise ExportError(f"Quantization applies to the litert format only, not {f.name}.")
     target = Path(path).expanduser()
     _check_target(f, target)
+    try:
+        return _export_staged(model, target, f, quantize=quantize, design=design, verify=verify, trusted=trusted,
+                              samples=samples)
+    except OSError as exc:  # the folder is read-only, the disk is full, the target vanished
+        why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise ExportError(f"Cannot write the export to {target}: {why}. Choose another place or free some "
+                          "space; nothing was changed.") from None
+
+
+def _export_staged(model: Any, target: Path, f: ExportFormat, *, quantize: str | None, design: Any, verify: bool,
+                   trusted: bool, samples: int) -> ExportResult:
+    """Write the export beside ``target``, verify it, then move it into place (see :func:`export_model`)."""
     writer = _WRITERS[f.name]
     stage = staged_folder(target) if f.folder else atomic_path(target)
     with stage as tmp:

@@ -285,17 +285,24 @@ def _run_subprocess(cmd: list[str], cwd: Path, what: str) -> subprocess.Complete
 
 
 def _run_python(path: Path, xs: list[np.ndarray], **_: Any) -> tuple[Any, str]:
+    """Run the exported ``model.py`` in a new process, after checking that it is the generator's own code.
+
+    The driver is passed with ``-c`` and runs in a folder this function made, so the only folder on the
+    child's import path that is not Python's own is that one: nothing is imported from the export folder.
+    """
+    from neuralstudio.ml.code_check import check_generated_code
     from neuralstudio.ml.export import PYTHON_SCRIPT
 
+    script = path / PYTHON_SCRIPT
+    check_generated_code(script.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="ns-verify-") as td:
         tdp = Path(td)
         inputs = []
         for i, x in enumerate(xs):
             np.save(tdp / f"x{i}.npy", x)
             inputs.append(str(tdp / f"x{i}.npy"))
-        (tdp / "driver.py").write_text(_PYTHON_DRIVER, encoding="utf-8")
         out_file = tdp / "out.npz"
-        _run_subprocess([sys.executable, str(tdp / "driver.py"), str(path / PYTHON_SCRIPT), str(out_file), *inputs],
+        _run_subprocess([sys.executable, "-c", _PYTHON_DRIVER, str(script), str(out_file), *inputs],
                         tdp, f"the exported {PYTHON_SCRIPT}")
         with np.load(out_file) as z:
             outs = [z[k] for k in sorted(z.files, key=lambda s: int(s.split("_")[-1]))]
