@@ -1,8 +1,13 @@
 """One QUndoCommand per graph change; commands call only core Graph methods.
 
 The scene redraws itself from the graph's events, so a command never touches an
-item.  Composite gestures (delete a selection, paste, insert into a connection)
-are pushed as undo-stack macros so that each gesture is one undo step.
+item.  A gesture that changes several things (reconnect, insert into a
+connection, append, delete a selection, paste) is a :class:`CompoundCommand`
+subclass that builds its child commands up front, with the ids of the layers it
+will add already chosen, and is run once before it is pushed: if any step is
+refused, the steps already done are undone and nothing reaches the undo stack,
+so a refused edit leaves no history (orange-canvas-core's ``document/commands``
+is the model).
 """
 
 from __future__ import annotations
@@ -77,10 +82,11 @@ class RemoveNodeCommand(GraphCommand):
 
 
 class ConnectCommand(GraphCommand):
-    """Feed ``src`` into input ``slot`` of ``dst``."""
+    """Feed ``src`` into input ``slot`` of ``dst`` (either may be a layer a compound edit adds first)."""
 
     def __init__(self, graph: Graph, src: str, dst: str, slot: int | None = None, src_port: int = 0) -> None:
-        super().__init__(f"Connect {graph.node(src).name} to {graph.node(dst).name}")
+        names = [graph.nodes[n].name if n in graph.nodes else "new layer" for n in (src, dst)]
+        super().__init__(f"Connect {names[0]} to {names[1]}")
         self.graph = graph
         self.src, self.dst, self.slot, self.src_port = src, dst, slot, src_port
         self.edge: Edge | None = None
@@ -244,3 +250,123 @@ def restore_state(graph: Graph, state: dict[str, Any]) -> None:
         graph.reorder_nodes(order)
     if graph.explicit_outputs != data.get("outputs", []):
         graph.set_outputs(list(data.get("outputs", [])))
+
+
+class CompoundCommand(GraphCommand):
+    """Several graph edits as one undo step; all of them or none.
+
+    Subclasses build ``self.children`` in ``__init__``.  The first run (``execute``) validates the whole
+    gesture: a refused step undoes the steps before it and raises, and the editor then pushes nothing.
+    """
+
+    def __init__(self, graph: Graph, label: str, children: list[GraphCommand] | None = None) -> None:
+        super().__init__(label)
+        self.graph = graph
+        self.children: list[GraphCommand] = list(children or [])
+
+    def _redo(self) -> None:
+        done: list[GraphCommand] = []
+        try:
+            for child in self.children:
+                child._redo()
+                done.append(child)
+        except BaseException:
+            for child in reversed(done):
+                child.undo()
+            raise
+
+    def undo(self) -> None:
+        for child in reversed(self.children):
+            child.undo()
+
+
+class ReconnectCommand(CompoundCommand):
+    """Drop a connection onto an input that is already fed: the old connection is replaced."""
+
+    def __init__(self, graph: Graph, existing: Edge, src: str, dst: str, slot: int) -> None:
+        super().__init__(graph, "Reconnect",
+                         [DisconnectCommand(graph, existing), ConnectCommand(graph, src, dst, slot)])
+
+
+class InsertCommand(CompoundCommand):
+    """Add a layer into a connection: ``src -> new -> dst``."""
+
+    def __init__(self, graph: Graph, class_name: str, config: dict[str, Any], pos: tuple[float, float],
+                 edge: Edge) -> None:
+        self.node_id = graph.new_id()
+        super().__init__(graph, f"Insert {class_name}", [
+            DisconnectCommand(graph, edge),
+            AddNodeCommand(graph, class_name, config, pos=pos, node_id=self.node_id),
+            ConnectCommand(graph, edge.src, self.node_id, 0, edge.src_port),
+            ConnectCommand(graph, self.node_id, edge.dst, edge.slot),
+        ])
+
+
+class AppendCommand(CompoundCommand):
+    """Add a layer after ``after``, taking over its outgoing connections."""
+
+    def __init__(self, graph: Graph, class_name: str, config: dict[str, Any], pos: tuple[float, float],
+                 after: str) -> None:
+        self.node_id = graph.new_id()
+        children: list[GraphCommand] = [AddNodeCommand(graph, class_name, config, pos=pos, node_id=self.node_id)]
+        for e in graph.out_edges(after):
+            children += [DisconnectCommand(graph, e), ConnectCommand(graph, self.node_id, e.dst, e.slot)]
+        children.append(ConnectCommand(graph, after, self.node_id, 0))
+        super().__init__(graph, f"Append {class_name}", children)
+
+
+class DeleteCommand(CompoundCommand):
+    """Delete layers and connections; a layer that reuses a shared one goes before the one it shares."""
+
+    def __init__(self, graph: Graph, node_ids: list[str], edges: list[Edge]) -> None:
+        chosen = set(node_ids)
+        children: list[GraphCommand] = [DisconnectCommand(graph, e) for e in edges
+                                        if e.src not in chosen and e.dst not in chosen]
+        children += [RemoveNodeCommand(graph, n) for n in _sharers_first(graph, node_ids)]
+        n = len(node_ids)
+        super().__init__(graph, f"Delete {n} layer{'s' if n != 1 else ''}" if n else "Delete connection", children)
+
+
+def _sharers_first(graph: Graph, node_ids: list[str]) -> list[str]:
+    """``node_ids`` ordered so that no layer is removed while another in the list still reuses it."""
+    remaining = list(node_ids)
+    order: list[str] = []
+    while remaining:
+        users = {graph.nodes[n].shares for n in remaining if n in graph.nodes}
+        free = [n for n in remaining if n not in users] or remaining[:1]
+        order += free
+        remaining = [n for n in remaining if n not in free]
+    return order
+
+
+class PasteCommand(CompoundCommand):
+    """Add copies of copied layers (new ids and names, offset by 40 px) with the connections among them."""
+
+    def __init__(self, graph: Graph, payload: dict[str, Any], label: str = "Paste") -> None:
+        self.node_ids: list[str] = []
+        children: list[GraphCommand] = []
+        new_id: dict[Any, str] = {}
+        taken: set[str] = set()
+        positions = payload.get("positions") if isinstance(payload.get("positions"), dict) else {}
+        for nd in payload.get("nodes", []) if isinstance(payload.get("nodes"), list) else []:
+            if not isinstance(nd, dict) or not isinstance(nd.get("class_name"), str):
+                continue
+            base = str(nd.get("name") or "layer")
+            name, i = graph.unique_name(base), 1
+            while name in taken:
+                name = graph.unique_name(f"{base}_{i}")
+                i += 1
+            taken.add(name)
+            x, y = positions.get(nd.get("id"), (0.0, 0.0))
+            cfg = dict(nd.get("config") or {})
+            cfg.pop("name", None)
+            nid = graph.new_id()  # a counter: each call gives a new id
+            new_id[nd.get("id")] = nid
+            self.node_ids.append(nid)
+            children.append(AddNodeCommand(graph, nd["class_name"], cfg, pos=(x + 40.0, y + 40.0), name=name,
+                                           node_id=nid))
+        for e in payload.get("edges", []) if isinstance(payload.get("edges"), list) else []:
+            if isinstance(e, dict) and e.get("src") in new_id and e.get("dst") in new_id:
+                children.append(ConnectCommand(graph, new_id[e["src"]], new_id[e["dst"]], e.get("slot", 0),
+                                               e.get("src_port", 0)))
+        super().__init__(graph, label, children)

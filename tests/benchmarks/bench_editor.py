@@ -55,7 +55,7 @@ def main() -> None:
     w.resize(1600, 1000)
     w.show()
     _wait(app, lambda: w.loader.is_loaded)
-    _wait(app, lambda: w.analysis_current)
+    _wait(app, lambda: w.editor.analysis_current)
     if args.screenshots:
         args.screenshots.mkdir(parents=True, exist_ok=True)
         conv = next(n for n in w.doc.graph if n.class_name == "Conv2D")
@@ -80,7 +80,7 @@ def main() -> None:
         t = time.perf_counter()
         assert w.open_path(path, confirm=False)
         opened = time.perf_counter() - t
-        _wait(app, lambda: w.analysis_current)
+        _wait(app, lambda: w.editor.analysis_current)
         total = time.perf_counter() - t
         g = w.doc.graph
         t = time.perf_counter()
@@ -101,9 +101,9 @@ def main() -> None:
         if name == "ResNet50":
             dense = next(n for n in g if n.class_name == "Dense")
             t = time.perf_counter()
-            w.push(cmd.SetParamCommand(g, dense.id, "units", 10))
+            w.editor.push(cmd.SetParamCommand(g, dense.id, "units", 10))
             dense_id = dense.id
-            _wait(app, lambda: w.analysis_current and w.last_analysis.infos[dense_id].output_shape[-1] == 10)  # noqa: B023
+            _wait(app, lambda: w.editor.analysis_current and w.editor.last_analysis.infos[dense_id].output_shape[-1] == 10)  # noqa: B023
             reval = time.perf_counter() - t
             if args.screenshots:
                 w.view.zoom_to_fit()
@@ -114,7 +114,7 @@ def main() -> None:
                     app.processEvents()
                 w.grab().save(str(args.screenshots / "design-resnet50.png"))
         rows.append((name, n_layers, len(g), plain, opened, total, lay, statistics.median(frames) * 1000,
-                     max(frames) * 1000, reval, len(w.last_analysis.errors), w.last_analysis.total_params))
+                     max(frames) * 1000, reval, len(w.editor.last_analysis.errors), w.editor.last_analysis.total_params))
     w.shutdown()
 
     print(f"{'model':13} {'keras layers':>12} {'nodes':>6} {'keras load s':>12} {'open+layout s':>13} "

@@ -77,5 +77,6 @@ def main_window(qtbot):
 def ready_window(main_window, qtbot):
     """The main window once Keras, the catalog and the first analysis are in."""
     qtbot.waitUntil(lambda: main_window.loader.is_loaded, timeout=120_000)
-    qtbot.waitUntil(lambda: main_window.analysis_current, timeout=60_000)
+    qtbot.waitUntil(lambda: main_window.editor.analysis_current, timeout=60_000)
     return main_window
+

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QPushButton, QSpinBox
+from window_helpers import open_file  # noqa: E402
 
 from neuralstudio.core.design import Design, load_design
 from neuralstudio.core.graph import Graph
@@ -60,13 +61,13 @@ def test_window_shows_default_template_and_named_widgets(ready_window):
     assert len(g) >= 5 and "InputLayer" in {n.class_name for n in g}
     assert set(w.scene.nodes) == set(g.nodes)
     assert len(w.scene.edges) == len(g.edges)
-    assert w.last_analysis.total_params > 0
-    assert f"{w.last_analysis.total_params:,}" in w.params_label.text()
+    assert w.editor.last_analysis.total_params > 0
+    assert f"{w.editor.last_analysis.total_params:,}" in w.params_label.text()
     conv = node_by_class(g, "Conv2D")
     item = w.scene.nodes[conv.id]
     assert item.summary.startswith("Conv2D 32 3x3")
     assert item.shape_text == "(None, 26, 26, 32)" and item.params == 320
-    assert "keras" in w.code_view.code().lower()
+    assert "keras" in w.editor.code_view.code().lower()
     assert not w.doc.modified
     assert [w.tabs.tabText(i) for i in range(3)] == ["Design", "Train", "Predict"]
 
@@ -113,7 +114,7 @@ def test_connect_two_ports_with_the_mouse(ready_window, qtbot):
     edge = g.in_edges(dense.id)[0]
     w.scene.clearSelection()
     w.scene.edges[edge].setSelected(True)
-    w.delete_selection()
+    w.editor.delete_selection()
     assert not g.in_edges(dense.id)
     before = canon(g)
     w.view.centerOn(w.scene.nodes[dense.id])
@@ -169,7 +170,7 @@ def test_inspector_edits_and_refuses_invalid_values(ready_window, qtbot):
     w.doc.undo_stack.undo()
     assert spin.value() == 32  # the editor follows the undo
 
-    qtbot.waitUntil(lambda: w.analysis_current, timeout=30_000)
+    qtbot.waitUntil(lambda: w.editor.analysis_current, timeout=30_000)
     drop = node_by_class(g, "Dropout")
     w.scene.select_nodes([drop.id])
     rate = w.inspector.editors["rate"]
@@ -188,8 +189,8 @@ def test_regularizer_editor_sets_l2_with_factor(ready_window, qtbot):
     ed.kind.setCurrentIndex(ed.kind.findData("l2"))
     ed.kind.activated.emit(ed.kind.currentIndex())
     assert g.node(dense.id).config["kernel_regularizer"] == {"class_name": "L2", "config": {"l2": 0.001}}
-    qtbot.waitUntil(lambda: w.analysis_current, timeout=30_000)
-    assert not w.last_analysis.errors  # Keras accepts what the editor wrote
+    qtbot.waitUntil(lambda: w.editor.analysis_current, timeout=30_000)
+    assert not w.editor.last_analysis.errors  # Keras accepts what the editor wrote
 
 
 def test_one_click_fix_from_problems_list(ready_window, qtbot):
@@ -197,27 +198,27 @@ def test_one_click_fix_from_problems_list(ready_window, qtbot):
     g = w.doc.graph
     flatten = node_by_class(g, "Flatten")
     w.scene.select_nodes([flatten.id])
-    w.delete_selection()  # conv/pool output feeds... nothing; reconnect pool -> dropout directly
+    w.editor.delete_selection()  # conv/pool output feeds... nothing; reconnect pool -> dropout directly
     drop = node_by_class(g, "Dropout")
     pool = [n for n in g if n.class_name == "MaxPooling2D"][-1]
-    w._on_connect_requested(pool.id, drop.id, 0)
-    qtbot.waitUntil(lambda: w.analysis_current, timeout=30_000)
-    assert w.last_analysis.errors
-    buttons = [b for b in w.problems.findChildren(QPushButton, "fixButton") if "Flatten" in b.text()]
-    assert buttons, [p.message for p in w.last_analysis.problems]
+    w.editor._on_connect_requested(pool.id, drop.id, 0)
+    qtbot.waitUntil(lambda: w.editor.analysis_current, timeout=30_000)
+    assert w.editor.last_analysis.errors
+    buttons = [b for b in w.editor.problems.findChildren(QPushButton, "fixButton") if "Flatten" in b.text()]
+    assert buttons, [p.message for p in w.editor.last_analysis.problems]
     before = canon(g)
     steps = w.doc.undo_stack.count()
     qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
     assert w.doc.undo_stack.count() == steps + 1
-    qtbot.waitUntil(lambda: w.analysis_current, timeout=30_000)
-    assert not w.last_analysis.errors
+    qtbot.waitUntil(lambda: w.editor.analysis_current, timeout=30_000)
+    assert not w.editor.last_analysis.errors
     check_undo_redo(w, before, canon(g))
 
 
-def test_save_reopen_and_modified_state(ready_window, tmp_path, monkeypatch):
+def test_save_reopen_and_modified_state(ready_window, qtbot, tmp_path, monkeypatch):
     w = ready_window
     g = w.doc.graph
-    w.add_layer("Dense", (600.0, 600.0))
+    w.editor.add_layer("Dense", (600.0, 600.0))
     assert w.doc.modified and w.isWindowModified()
     path = tmp_path / "net.nsd"
     assert w.save_to(path)
@@ -227,10 +228,10 @@ def test_save_reopen_and_modified_state(ready_window, tmp_path, monkeypatch):
     assert w.doc.modified  # the stack moved away from the saved state
     asked = []
     monkeypatch.setattr(w, "_ask_unsaved", lambda: asked.append(1) or "cancel")
-    assert not w.open_path(path)  # cancel keeps the current design
+    assert not open_file(qtbot, w, path)  # cancel keeps the current design
     assert asked
     monkeypatch.setattr(w, "_ask_unsaved", lambda: "discard")
-    assert w.open_path(path)
+    assert open_file(qtbot, w, path)
     assert w.doc.graph.to_dict() == saved[0]
     assert w.doc.graph.positions == saved[1]
     assert not w.doc.modified and w.doc.path == path
@@ -244,20 +245,20 @@ def test_copy_paste_duplicate_delete(ready_window):
     conv = node_by_class(g, "Conv2D")
     pool = g.successors(conv.id)[0]
     w.scene.select_nodes([conv.id, pool])
-    w.copy_selection()
+    w.editor.copy_selection()
     before = canon(g)
-    pasted = w.paste()
+    pasted = w.editor.paste()
     assert len(pasted) == 2 and len(g) == len(before["nodes"]) + 2
     a, b = pasted
     assert g.successors(a) == [b]  # the internal connection came along
     assert {g.node(a).name, g.node(b).name}.isdisjoint({nd["name"] for nd in before["nodes"]})
     check_undo_redo(w, before, canon(g))
     w.scene.select_nodes([a, b])
-    dup = w.duplicate()
+    dup = w.editor.duplicate()
     assert len(dup) == 2
     w.scene.select_nodes(dup)
     mid = canon(g)
-    w.delete_selection()
+    w.editor.delete_selection()
     assert len(g) == len(mid["nodes"]) - 2
     check_undo_redo(w, mid, canon(g))
 
@@ -267,9 +268,9 @@ def test_auto_layout_one_step_and_layers_top_to_bottom(ready_window):
     g = w.doc.graph
     from neuralstudio.ui import commands as cmd
 
-    w.push(cmd.MoveNodesCommand(g, {nid: (float(i * 37 % 300), 0.0) for i, nid in enumerate(g.nodes)}))
+    w.editor.push(cmd.MoveNodesCommand(g, {nid: (float(i * 37 % 300), 0.0) for i, nid in enumerate(g.nodes)}))
     before = canon(g), g.positions
-    w.auto_layout()
+    w.editor.auto_layout()
     order = g.topological_order()
     ys = [g.position(n)[1] for n in order]
     assert ys == sorted(ys) and len(set(ys)) == len(ys)
@@ -297,7 +298,7 @@ def test_layout_avoids_crossings_on_a_diamond():
     assert (pos[a][0] < pos[b][0]) == (pos[a2][0] < pos[b2][0])
 
 
-def test_open_keras_model_as_editable_graph(ready_window, tmp_path):
+def test_open_keras_model_as_editable_graph(ready_window, qtbot, tmp_path):
     import keras
 
     inp = keras.Input((8,), name="x")
@@ -307,7 +308,7 @@ def test_open_keras_model_as_editable_graph(ready_window, tmp_path):
     path = tmp_path / "tiny.keras"
     keras.Model(inp, out).save(path)
     w = ready_window
-    assert w.open_path(path, confirm=False)
+    assert open_file(qtbot, w, path, confirm=False)
     g = w.doc.graph
     assert {n.name for n in g} == {"x", "hidden", "skip", "merge"}
     merge = g.node_by_name("merge")
@@ -320,7 +321,7 @@ def test_autosave_is_offered_after_a_crash(qtbot, monkeypatch):
 
     w1 = MainWindow(check_autosave=False)
     qtbot.addWidget(w1)
-    w1.add_layer("Dense", (500.0, 500.0)) if w1.loader.wait() else None
+    w1.editor.add_layer("Dense", (500.0, 500.0)) if w1.loader.wait() else None
     assert w1.doc.modified
     assert w1.autosave()
     assert (autosave_dir() / "autosave.nsd").exists()
@@ -336,13 +337,13 @@ def test_autosave_is_offered_after_a_crash(qtbot, monkeypatch):
     assert not (autosave_dir() / "autosave.nsd").exists()
 
 
-def test_settings_remember_recent_files_and_geometry(main_window, tmp_path):
+def test_settings_remember_recent_files_and_geometry(main_window, qtbot, tmp_path):
     from neuralstudio.ui.main_window import MainWindow
 
     path = tmp_path / "a.nsd"
     Design().save(path)
     main_window.resize(1000, 720)  # above the window minimum (the Train page sets it)
-    assert main_window.open_path(path, confirm=False)
+    assert open_file(qtbot, main_window, path, confirm=False)
     main_window.shutdown()
     w2 = MainWindow(check_autosave=False, load_default=False)
     try:

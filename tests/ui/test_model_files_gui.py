@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
+from window_helpers import open_file  # noqa: E402
 
 from neuralstudio.core.design import Design
 from neuralstudio.core.graph import Graph
@@ -83,13 +84,13 @@ def test_a_model_with_code_opens_only_when_the_user_trusts_it_every_time(ready_w
         return answer["trust"]
 
     monkeypatch.setattr(w, "_ask_trust", ask)
-    assert w.open_path(lambda_file) is False
+    assert open_file(qtbot, w, lambda_file) is False
     assert asked == [("lam.keras", "a Lambda layer 'scale'")]
     assert w.doc.design.to_dict() == before and w.current_model is None and not errors
     assert "Lambda" in w.last_error
 
     answer["trust"] = True
-    assert w.open_path(lambda_file) is True
+    assert open_file(qtbot, w, lambda_file) is True
     assert len(asked) == 2  # never remembered
     assert w.current_model is not None and w.current_model_path == lambda_file
     assert w.doc.design.to_dict() == before  # code cannot become a design: the design is kept
@@ -97,7 +98,7 @@ def test_a_model_with_code_opens_only_when_the_user_trusts_it_every_time(ready_w
     assert w.predict_page.predictor is not None
 
     answer["trust"] = False
-    assert w.open_path(lambda_file) is False
+    assert open_file(qtbot, w, lambda_file) is False
     assert len(asked) == 3
 
 
@@ -145,13 +146,13 @@ def test_weights_only_files_load_into_the_current_design(ready_window, qtbot, mo
 
     w = ready_window
     errors = _no_boxes(monkeypatch, w)
-    assert w.open_path(trained_file)
+    assert open_file(qtbot, w, trained_file)
     design = w.doc.design.to_dict()
     source = w.current_model
     weights_file = tmp_path / "x.weights.h5"
     source.save_weights(weights_file)
 
-    assert w.open_path(weights_file), errors
+    assert open_file(qtbot, w, weights_file), errors
     assert w.current_model is not source and w.current_model_path == weights_file
     for a, b in zip(w.current_model.get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -163,7 +164,7 @@ def test_weights_only_files_load_into_the_current_design(ready_window, qtbot, mo
     other = tmp_path / "other.weights.h5"
     build_model(tiny_design(hidden=8).graph).save_weights(other)
     kept = w.current_model
-    assert w.open_path(other) is False
+    assert open_file(qtbot, w, other) is False
     assert len(errors) == 1 and "these weights do not fit the current design" in errors[0].lower()
     assert w.doc.design.to_dict() == design and w.current_model is kept
 
@@ -173,7 +174,7 @@ def test_training_continues_from_the_opened_model(ready_window, qtbot, monkeypat
     _no_boxes(monkeypatch, w)
     ws = w.train_page
     assert not ws.continue_check.isEnabled()
-    assert w.open_path(trained_file)
+    assert open_file(qtbot, w, trained_file)
     assert ws.continue_check.isEnabled() and ws.continue_check.toolTip()
     ws.set_dataset(tiny_data)
     ws.settings_panel.epochs_box.setValue(1)

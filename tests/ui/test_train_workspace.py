@@ -83,7 +83,7 @@ def test_train_button_runs_and_plots_hold_reported_values(qtbot, workspace, tmp_
     qtbot.waitExposed(ws)
     ws.set_design(tiny_design(epochs=2))
     trained = []
-    ws.model_trained.connect(lambda model, label: trained.append((model, label)))
+    ws.model_trained.connect(lambda model, label, _design: trained.append((model, label)))
     states = []
     ws.running_changed.connect(states.append)
     collected_in = set()

@@ -4,6 +4,7 @@ import numpy as np
 from digit_strokes import draw_on_canvas, make_drawing
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from window_helpers import open_file  # noqa: E402
 
 from neuralstudio.core.design import Design
 from neuralstudio.core.graph import Graph
@@ -29,7 +30,7 @@ def test_train_in_the_window_then_draw_with_the_trained_model(ready_window, qtbo
     w = ready_window
     path = tmp_path / "mlp.nsd"
     mlp_design().save(path)
-    assert w.open_path(path, confirm=False)
+    assert open_file(qtbot, w, path, confirm=False)
     assert not w.act_export.isEnabled()  # nothing trained or opened yet
 
     ds = load_dataset("mnist-sample")

@@ -106,11 +106,12 @@ class TrainWorkspace(QWidget):
             when None, and stops it in :meth:`shutdown`.
 
     Signals:
-        model_trained(keras_model, label): a run ended with a usable model (for Predict and export).
+        model_trained(keras_model, label, design): a run ended with a usable model (for Predict and export),
+            with the design snapshot it was built from (what a Python export must write).
         running_changed(bool): a run started or ended.
     """
 
-    model_trained = Signal(object, str)
+    model_trained = Signal(object, str, object)
     running_changed = Signal(bool)
 
     #: called by :meth:`request_close` while a run is going; returns True to stop it and close
@@ -658,7 +659,7 @@ class TrainWorkspace(QWidget):
         model = getattr(result, "model", None)
         if model is not None and status != "nan":
             label = f"{self._request.design.name if self._request else 'model'} ({getattr(result, 'run_id', '')})"
-            self.model_trained.emit(model, label.strip())
+            self.model_trained.emit(model, label.strip(), self._request.design if self._request else None)
 
     def end_message(self, result: Any) -> str:
         """The end-of-run message in plain words, with the next step where there is one."""
