@@ -4,36 +4,73 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 from neuralstudio.core.errors import UserError
+from neuralstudio.ml.export_formats import (
+    DEFAULT_FORMAT,
+    FORMATS,
+    QUANTIZE_CHOICES,
+    format_names,
+    get_format,
+    quantizable_formats,
+)
 
 ORDER = 60
 
-# Kept here (not imported from ml.export) so that `neuralstudio --help` does not import the ml package.
-FORMAT_HELP = (
-    "keras (.keras, default), h5 (legacy .h5), weights (.weights.h5), savedmodel (TF Serving folder), "
-    "litert (.tflite), onnx (.onnx), python (folder: Keras code + weights), "
-    "inference-script (folder: predict.py + model.keras)"
+
+DESCRIPTION = (
+    "Export a trained model to another format. The result is checked with its own runtime against the Keras model "
+    "on real MNIST images before it is moved into place; an export that does not match fails with exit status 1 "
+    "and leaves any previous file untouched."
 )
 
 
+# The help and choices come from the export-format registry, which imports neither Keras nor numpy
+# (a contract in pyproject.toml), so `neuralstudio --help` stays fast; Keras is imported inside run().
+def format_help() -> str:
+    """The ``--format`` help: the registry's format names, the default named."""
+    return f"the export format, one of: {format_names()} (described below; default: {DEFAULT_FORMAT})"
+
+
+def formats_epilog(width: int | None = None) -> str:
+    """The list after the options: each registry format, what it is, what reads it, what it needs.
+
+    Args:
+        width: the line width to wrap at; by default the terminal's, as argparse wraps the rest.
+    """
+    width = width or max(60, shutil.get_terminal_size().columns - 2)
+    name_width = max(len(name) for name in FORMATS)
+    lines = ["formats:"]
+    for f in FORMATS.values():
+        text = f"{f.label}{', the default' if f.name == DEFAULT_FORMAT else ''} - {f.use}."
+        if f.extra:
+            text += f" Needs {f.install_hint()}."
+        lines.append(textwrap.fill(text, width, initial_indent=f"  {f.name:<{name_width}}  ",
+                                   subsequent_indent=" " * (name_width + 4), break_on_hyphens=False))
+    return "\n".join(lines)
+
+
 def register(sub: Any) -> None:
+    width = max(60, shutil.get_terminal_size().columns - 2)
     p = sub.add_parser(
         "export",
         help="export a trained model (Keras, SavedModel, LiteRT, ONNX, Python code...) and verify it",
-        description="Export a trained model to another format. The result is checked with its own runtime "
-        "against the Keras model on real MNIST images before it is moved into place; an export that does not "
-        "match fails with exit status 1 and leaves any previous file untouched.",
+        description=textwrap.fill(DESCRIPTION, width),
+        epilog=formats_epilog(width),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog keeps one format a paragraph
     )
     p.add_argument("model", metavar="MODEL", help="the trained model file (.keras or .h5)")
-    p.add_argument("--format", "-f", default="keras", metavar="FORMAT", help=FORMAT_HELP)
+    # Not argparse choices: get_format accepts any case, and its message lists the formats (exit status 1).
+    p.add_argument("--format", "-f", default=DEFAULT_FORMAT, metavar="FORMAT", help=format_help())
     p.add_argument("-o", "--output", metavar="PATH",
                    help="the file or folder to write (default: beside MODEL, named after it)")
-    p.add_argument("--quantize", choices=["dynamic"],
-                   help="litert only: dynamic-range quantization (int8 weights, about 4x smaller)")
+    p.add_argument("--quantize", choices=QUANTIZE_CHOICES,
+                   help=f"{quantizable_formats()} only: dynamic-range quantization (int8 weights, about 4x smaller)")
     p.add_argument("--trust", action="store_true",
                    help="open MODEL even if it contains code (Lambda layers); only for files you trust")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -58,19 +95,19 @@ def _design_for(model_path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuralstudio.ml.export import default_output, export_model, get_format
+    from neuralstudio.ml.export import export_model
     from neuralstudio.ml.model_files import load_keras_model
     from neuralstudio.ml.model_info import human_size
 
     fmt = get_format(args.format)  # a bad name fails before the (slow) model load
-    if args.quantize and fmt.name != "litert":
-        raise UserError(f"--quantize applies to the litert format only, not {fmt.name}.")
+    if args.quantize and args.quantize not in fmt.quantize:
+        raise UserError(f"--quantize applies to {quantizable_formats()} only, not {fmt.name}.")
     model_path = Path(args.model)
-    out = Path(args.output) if args.output else default_output(model_path, fmt.name, args.quantize)
+    out = Path(args.output) if args.output else fmt.default_output(model_path, args.quantize)
     if args.trust:
         print("warning: --trust: code inside this model file may run on this computer.")
     model = load_keras_model(model_path, trusted=args.trust)
-    design = _design_for(model_path) if fmt.name == "python" else None
+    design = _design_for(model_path) if fmt.uses_design else None
     started = time.perf_counter()
     result = export_model(model, out, fmt.name, quantize=args.quantize, design=design, trusted=args.trust)
     seconds = time.perf_counter() - started

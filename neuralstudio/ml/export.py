@@ -8,6 +8,11 @@ checked by :mod:`neuralstudio.ml.verify` against the Keras model on real
 images, and only then moved into place: a failed or mismatching export leaves
 the previous file or folder exactly as it was.
 
+What the formats are (names, files, naming, capabilities) is declared once in
+:mod:`neuralstudio.ml.export_formats`; this module holds one writer per format
+(``_WRITERS``), the target checks and the staging.  It imports the verifier,
+never the other way round.
+
 TensorFlow itself is imported only inside the LiteRT writer (for the
 quantisation flag); the other writers reach it through Keras.
 """
@@ -29,68 +34,30 @@ from typing import Any
 
 from neuralstudio.core.atomic import atomic_path, atomic_write_text
 from neuralstudio.core.errors import UserError
+from neuralstudio.ml.export_formats import (
+    DEFAULT_FORMAT,
+    FORMATS,
+    INFERENCE_MODEL,
+    INFERENCE_SCRIPT,
+    PYTHON_SCRIPT,
+    PYTHON_WEIGHTS,
+    QUANTIZE_CHOICES,
+    SAVEDMODEL_MARKER,
+    ExportError,
+    ExportFormat,
+    check_quantize,
+    default_output,
+    format_names,
+    get_format,
+)
 
-
-class ExportError(UserError, ValueError):
-    """An export that cannot be done (bad format, bad target, missing tool); the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    """One export format: its name on the command line and what it produces.
-
-    Args:
-        name: the ``--format`` value.
-        suffix: the extension of the output file, or "" for a folder.
-        label: a short human name (File > Export lists these).
-        use: which tools read it, in one line (shown in the dialog and ``--help``).
-    """
-
-    name: str
-    suffix: str
-    label: str
-    use: str
-
-    @property
-    def folder(self) -> bool:
-        """True when the export is a folder rather than one file."""
-        return not self.suffix
-
-
-FORMATS: dict[str, ExportFormat] = {
-    f.name: f
-    for f in (
-        ExportFormat("keras", ".keras", "Keras model (.keras)", "Keras 3 / NeuralStudio: keras.saving.load_model"),
-        ExportFormat("h5", ".h5", "Legacy Keras HDF5 (.h5)", "older Keras and tf.keras 2.x: load_model('x.h5')"),
-        ExportFormat("weights", ".weights.h5", "Weights only (.weights.h5)",
-                     "the same architecture in Keras: model.load_weights"),
-        ExportFormat("savedmodel", "", "TensorFlow SavedModel (folder)",
-                     "TF Serving, tf.saved_model.load, TensorFlow.js converter"),
-        ExportFormat("litert", ".tflite", "LiteRT / TensorFlow Lite (.tflite)",
-                     "Android, iOS, microcontrollers: the LiteRT interpreter"),
-        ExportFormat("onnx", ".onnx", "ONNX (.onnx)", "onnxruntime, OpenVINO, TensorRT, other frameworks"),
-        ExportFormat("python", "", "Python code + weights (folder)",
-                     "model.py rebuilds and trains the network in plain Keras, loads the trained weights"),
-        ExportFormat("inference-script", "", "Inference script + model (folder)",
-                     "predict.py classifies digit images with the model, without NeuralStudio"),
-    )
-}
-
-QUANTIZE_CHOICES = ("dynamic",)
-
-PYTHON_SCRIPT = "model.py"
-PYTHON_WEIGHTS = "model.weights.h5"
-INFERENCE_SCRIPT = "predict.py"
-INFERENCE_MODEL = "model.keras"
-SAVEDMODEL_MARKER = "saved_model.pb"
-_FOLDER_MARKERS = {"savedmodel": SAVEDMODEL_MARKER, "python": PYTHON_SCRIPT, "inference-script": INFERENCE_SCRIPT}
-# Everything a folder export writes (and Python's cache beside a script that was run): a previous export
-# holding anything else is not replaced, since replacing the folder would delete those files.
-_FOLDER_CONTENTS = {
-    "savedmodel": {SAVEDMODEL_MARKER, "fingerprint.pb", "variables", "assets"},
-    "python": {PYTHON_SCRIPT, PYTHON_WEIGHTS, "__pycache__"},
-    "inference-script": {INFERENCE_SCRIPT, INFERENCE_MODEL, "__pycache__"},
-}
+# The registry's names, re-exported: callers of this module keep importing them from here.
+__all__ = [
+    "DEFAULT_FORMAT", "FORMATS", "INFERENCE_MODEL", "INFERENCE_SCRIPT", "PYTHON_SCRIPT", "PYTHON_WEIGHTS",
+    "QUANTIZE_CHOICES", "SAVEDMODEL_MARKER", "ExportError", "ExportFormat", "ExportResult", "default_output",
+    "ensure_called", "export_model", "format_names", "get_format", "inference_script_source", "staged_folder",
+    "with_weights_loader",
+]
 
 
 @dataclass
@@ -116,41 +83,6 @@ class ExportResult:
         return sum(f.stat().st_size for f in self.files if f.exists())
 
 
-def format_names() -> str:
-    """``keras, h5, ...`` for messages."""
-    return ", ".join(FORMATS)
-
-
-def get_format(name: str) -> ExportFormat:
-    """The format called ``name``.
-
-    Raises:
-        ExportError: no such format; the message lists them.
-    """
-    fmt = FORMATS.get(str(name).strip().lower())
-    if fmt is None:
-        raise ExportError(f"Unknown export format {name!r}. Choose one of: {format_names()}.")
-    return fmt
-
-
-def default_output(model_path: str | os.PathLike[str], fmt: str, quantize: str | None = None) -> Path:
-    """Where an export goes when no path is given: beside the model, named after it."""
-    f = get_format(fmt)
-    src = Path(model_path)
-    stem = src.name
-    for suf in (".weights.h5", ".keras", ".h5", ".hdf5"):
-        if stem.lower().endswith(suf):
-            stem = stem[: -len(suf)]
-            break
-    if f.folder:
-        name = f"{stem}_{f.name.replace('-', '_')}"
-    else:
-        name = stem + ("_dynamic" if quantize else "") + f.suffix
-        if f.name == "keras" and src.suffix.lower() == ".keras":
-            name = f"{stem}_export.keras"
-    return src.parent / name
-
-
 def _check_target(fmt: ExportFormat, target: Path) -> None:
     """Refuse a target whose name or current content does not fit the format."""
     if fmt.folder:
@@ -159,13 +91,13 @@ def _check_target(fmt: ExportFormat, target: Path) -> None:
         if not target.is_dir() or not any(target.iterdir()):
             return
         # Replacing a folder deletes what is in it: only ever replace a previous export of the same kind,
-        # and only when it holds nothing but what that export writes.
-        if not (target / _FOLDER_MARKERS[fmt.name]).exists():
+        # and only when it holds nothing but what that export writes (docs/ARCHITECTURE.md, "Untrusted files").
+        if not (target / fmt.marker).exists():
             raise ExportError(
                 f"{target} already exists and is not a previous {fmt.name} export (no "
-                f"{_FOLDER_MARKERS[fmt.name]} in it); choose a new folder name so nothing of yours is replaced."
+                f"{fmt.marker} in it); choose a new folder name so nothing of yours is replaced."
             )
-        others = sorted(p.name for p in target.iterdir() if p.name not in _FOLDER_CONTENTS[fmt.name])
+        others = sorted(p.name for p in target.iterdir() if p.name not in fmt.contents)
         if others:
             listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
             raise ExportError(
@@ -176,11 +108,7 @@ def _check_target(fmt: ExportFormat, target: Path) -> None:
     if target.is_dir():
         raise ExportError(f"{target} is a folder; the {fmt.name} export is one file: give a file name "
                           f"ending in {fmt.suffix}.")
-    name = target.name.lower()
-    ok = name.endswith(fmt.suffix) or (fmt.name == "h5" and name.endswith(".hdf5"))
-    if fmt.name == "h5" and name.endswith(".weights.h5"):
-        ok = False
-    if not ok or name == fmt.suffix:
+    if not fmt.accepts_file_name(target.name):
         raise ExportError(f"The {fmt.name} export needs a file name ending in {fmt.suffix} "
                           f"(Keras and other tools pick the format from it), not {target.name}.")
 
@@ -275,13 +203,8 @@ def _write_litert(model: Any, tmp: Path, *, quantize: str | None = None, **_: An
 
 
 def _write_onnx(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    # export_model has checked the registry's optional packages (tf2onnx, onnx) before staging.
     ensure_called(model)
-    missing = [m for m in ("tf2onnx", "onnx") if not _importable(m)]
-    if missing:
-        raise ExportError(
-            f"The ONNX export needs {' and '.join(missing)}, which is not installed: "
-            "pip install 'neuralstudio[onnx]' (tf2onnx, onnx, onnxruntime), then export again."
-        )
     with warnings.catch_warnings(), _quiet_tf_logs():
         warnings.simplefilter("ignore")  # tf2onnx's numpy-2 shim warns about np.object
         model.export(str(tmp), format="onnx", verbose=False)
@@ -453,6 +376,7 @@ if __name__ == "__main__":
 '''
 
 
+# One writer per registry format (tests/ml/test_export_formats.py checks that none is missing).
 _WRITERS: dict[str, Callable[..., list[Path]]] = {
     "keras": _write_keras,
     "h5": _write_h5,
@@ -463,12 +387,6 @@ _WRITERS: dict[str, Callable[..., list[Path]]] = {
     "python": _write_python,
     "inference-script": _write_inference_script,
 }
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 @contextlib.contextmanager
@@ -491,7 +409,7 @@ def _quiet_tf_logs() -> Iterator[None]:
 def export_model(
     model: Any,
     path: str | os.PathLike[str],
-    fmt: str = "keras",
+    fmt: str = DEFAULT_FORMAT,
     *,
     quantize: str | None = None,
     design: Any = None,
@@ -503,11 +421,12 @@ def export_model(
 
     Args:
         model: a built ``keras.Model``.
-        path: the output file (or folder for ``savedmodel``, ``python`` and ``inference-script``).
-        fmt: one of :data:`FORMATS`.
-        quantize: ``"dynamic"`` for dynamic-range quantisation (``litert`` only).
-        design: the :class:`~neuralstudio.core.design.Design` the model was built from (``python`` format);
-            when None it is recovered from the model.
+        path: the output file (or folder for the registry's folder formats: ``savedmodel``, ``python``,
+            ``inference-script``).
+        fmt: a name in :data:`neuralstudio.ml.export_formats.FORMATS`.
+        quantize: a mode the format supports (``ExportFormat.quantize``: ``"dynamic"`` for ``litert``).
+        design: the :class:`~neuralstudio.core.design.Design` the model was built from (formats whose
+            ``uses_design`` is set: ``python``); when None it is recovered from the model.
         verify: compare the artifact with the Keras model before moving it into place
             (see :func:`neuralstudio.ml.verify.verify_export`).
         trusted: the model came from a file the user trusts (Lambda layers may be reloaded).
@@ -517,19 +436,15 @@ def export_model(
         The :class:`ExportResult`, with the verification report.
 
     Raises:
-        ExportError: a bad format, option or target, or a missing tool.
+        ExportError: a bad format, option or target, or a missing optional package.
         neuralstudio.ml.verify.VerificationError: the artifact does not match the model (nothing was moved
             into place; a previous file or folder at ``path`` is unchanged).
     """
     f = get_format(fmt)
-    if quantize is not None:
-        quantize = str(quantize).lower()
-        if quantize not in QUANTIZE_CHOICES:
-            raise ExportError(f"Unknown quantization {quantize!r}; choose one of: {', '.join(QUANTIZE_CHOICES)}.")
-        if f.name != "litert":
-            raise ExportError(f"Quantization applies to the litert format only, not {f.name}.")
+    quantize = check_quantize(f, quantize)
     target = Path(path).expanduser()
     _check_target(f, target)
+    f.require_packages(verify=verify)  # a missing converter or runtime is a message before any conversion
     try:
         return _export_staged(model, target, f, quantize=quantize, design=design, verify=verify, trusted=trusted,
                               samples=samples)

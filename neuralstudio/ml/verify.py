@@ -11,6 +11,9 @@ outputs and the share of equal predicted classes decide whether it passed.
 Tolerances: float32 artifacts must match within ``1e-4`` (scaled by the output's
 magnitude, so logits of size 30 get 3e-3); dynamic-range quantised ones must
 predict the same class for at least 97% of the images.
+
+The file names and formats come from :mod:`neuralstudio.ml.export_formats`;
+this module never imports :mod:`neuralstudio.ml.export` (which imports it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from neuralstudio.core.errors import UserError
+from neuralstudio.ml.export_formats import INFERENCE_SCRIPT, PYTHON_SCRIPT, get_format
 
 FLOAT_ATOL = 1e-4
 QUANTIZED_MIN_AGREEMENT = 0.97
@@ -244,7 +248,7 @@ def _run_onnx(path: Path, xs: list[np.ndarray], **_: Any) -> tuple[Any, str]:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise UserError("Checking the ONNX export needs onnxruntime: pip install 'neuralstudio[onnx]'.") from None
+        raise UserError(f"Checking the ONNX export needs onnxruntime: {get_format('onnx').install_hint()}.") from None
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {i.name: x for i, x in zip(sess.get_inputs(), xs)}
     return sess.run(None, feed), f"onnxruntime {ort.__version__}"
@@ -291,7 +295,6 @@ def _run_python(path: Path, xs: list[np.ndarray], **_: Any) -> tuple[Any, str]:
     child's import path that is not Python's own is that one: nothing is imported from the export folder.
     """
     from neuralstudio.ml.code_check import check_generated_code
-    from neuralstudio.ml.export import PYTHON_SCRIPT
 
     script = path / PYTHON_SCRIPT
     check_generated_code(script.read_text(encoding="utf-8"))
@@ -318,7 +321,6 @@ def _write_png(image: np.ndarray, path: Path) -> None:
 def _verify_inference_script(model: Any, path: Path, samples: int) -> VerifyReport:
     """Run ``predict.py`` on PNG files of MNIST digits and compare with the model on the same prepared images."""
     from neuralstudio.ml.data import load_dataset
-    from neuralstudio.ml.export import INFERENCE_SCRIPT
     from neuralstudio.ml.inference import check_model, to_probabilities
     from neuralstudio.ml.preprocess import prepare_image_file
 
@@ -353,6 +355,9 @@ def _failed(fmt: str, runtime: str, n: int, data: str, why: str) -> VerifyReport
     return VerifyReport(fmt, runtime, n, data, float("inf"), 0.0, None, 1.0, False, f"could not run it: {why}")
 
 
+# One check per registry format (tests/ml/test_export_formats.py checks that none is missing): a runner
+# loads the artifact with its own runtime and returns its outputs for sample_inputs, which verify_export
+# compares with the Keras model's; a format that needs inputs of its own has a whole check instead.
 _RUNNERS = {
     "keras": _run_keras_file,
     "h5": _run_keras_file,
@@ -361,6 +366,9 @@ _RUNNERS = {
     "litert": _run_litert,
     "onnx": _run_onnx,
     "python": _run_python,
+}
+_OWN_CHECKS = {
+    "inference-script": _verify_inference_script,
 }
 
 
@@ -378,7 +386,7 @@ def verify_export(
     Args:
         model: the Keras model that was exported.
         path: the exported file or folder.
-        fmt: its format (a name in :data:`neuralstudio.ml.export.FORMATS`).
+        fmt: its format (a name in :data:`neuralstudio.ml.export_formats.FORMATS`).
         quantize: the quantisation used (judged by class agreement instead of the difference).
         trusted: the ``keras``/``h5`` artifact may be reloaded with Lambda layers.
         samples: how many images to compare.
@@ -387,12 +395,11 @@ def verify_export(
         The :class:`VerifyReport`; check ``passed`` (or call ``raise_if_failed()``).
     """
     p = Path(path)
-    if fmt == "inference-script":
-        return _verify_inference_script(model, p, samples)
+    own_check = _OWN_CHECKS.get(fmt)
+    if own_check is not None:
+        return own_check(model, p, samples)
     runner = _RUNNERS.get(fmt)
     if runner is None:
-        from neuralstudio.ml.export import get_format
-
         get_format(fmt)  # raises the message listing the formats
         raise UserError(f"No verification for the {fmt} format.")
     xs, data = sample_inputs(model, samples)

@@ -11,6 +11,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from neuralstudio.cli import main  # noqa: E402
+from neuralstudio.ml.export_formats import FORMATS, QUANTIZE_CHOICES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,23 @@ def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "digits.keras"
     save_keras_model(model, path)
     return path
+
+
+def test_export_help_lists_exactly_the_registry_formats(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # no format name broken across lines
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    options, listed = text.split("\nformats:\n", 1)
+    names = [line.split()[0] for line in listed.splitlines() if line.startswith("  ") and line[2] != " "]
+    assert names == list(FORMATS)
+    flat = " ".join(listed.split())
+    for f in FORMATS.values():
+        assert f"{f.name} {f.label}" in flat and f.use in flat
+    assert "Needs pip install 'neuralstudio[onnx]' (tf2onnx, onnx, onnxruntime)" in flat
+    assert f"one of: {', '.join(FORMATS)} (described below; default: keras)" in " ".join(options.split())
+    assert f"--quantize {{{','.join(QUANTIZE_CHOICES)}}}" in options and "the litert format only" in options
 
 
 def test_export_litert_quantized_prints_the_verification(model_file, tmp_path, capsys):

@@ -262,3 +262,17 @@ def test_default_output_names():
     assert export_mod.default_output("m.keras", "litert", "dynamic") == Path("m_dynamic.tflite")
     assert export_mod.default_output("m.h5", "savedmodel") == Path("m_savedmodel")
     assert export_mod.default_output("m.keras", "keras") == Path("m_export.keras")
+    assert export_mod.default_output("m.h5", "h5") == Path("m_export.h5")  # never the model file itself
+
+
+def test_a_missing_optional_package_is_refused_before_converting(trained, tmp_path, monkeypatch):
+    """The registry's capabilities are checked first: no conversion runs only to fail at verification."""
+    import importlib.util
+
+    model, _ = trained
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "onnxruntime" else real(n, *a))
+    monkeypatch.setitem(export_mod._WRITERS, "onnx", lambda *a, **k: pytest.fail("the converter ran"))
+    with pytest.raises(ExportError, match=r"needs onnxruntime, which is not installed: pip install 'neuralstudio\["):
+        export_model(model, tmp_path / "m.onnx", "onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 keras = pytest.importorskip("keras")
 
 from neuralstudio.core.runs import RUN_FILE, RunRecord  # noqa: E402
+from neuralstudio.ml.export_formats import DEFAULT_FORMAT, FORMATS, ExportFormat  # noqa: E402
 from neuralstudio.ml.model_files import save_keras_model  # noqa: E402
 from neuralstudio.ml.model_info import model_info  # noqa: E402
 from neuralstudio.ui.export import ExportDialog, ModelInfoView  # noqa: E402
@@ -59,6 +60,36 @@ def test_format_choice_drives_the_options_and_the_default_path(qtbot, make_dialo
     qtbot.keyClicks(dlg.path_edit, str(tmp_path / "mine.onnx"))
     dlg.set_format("onnx")
     assert dlg.path_edit.text() == str(tmp_path / "mine.onnx")
+    dlg.reject()
+
+
+def test_the_dialog_offers_exactly_the_registry_formats(make_dialog, saved_model):
+    model, path = saved_model
+    dlg = make_dialog(model, model_path=path)
+    combo = dlg.format_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == list(FORMATS)
+    assert [combo.itemText(i) for i in range(combo.count())] == [f.label for f in FORMATS.values()]
+    assert dlg.format_name == DEFAULT_FORMAT
+    for name, fmt in FORMATS.items():
+        dlg.set_format(name)
+        assert dlg.selected_format is fmt
+        assert dlg.use_label.text().startswith(fmt.use)
+        assert dlg.quantize_check.isEnabled() == bool(fmt.quantize)
+        assert dlg.path_edit.text() == str(fmt.default_output(path))
+    dlg.reject()
+
+
+def test_a_format_whose_packages_are_missing_says_what_to_install(make_dialog, saved_model, monkeypatch):
+    real = ExportFormat.missing_packages
+    monkeypatch.setattr(ExportFormat, "missing_packages",
+                        lambda self, verify=True: ["onnxruntime"] if self.name == "onnx" else real(self, verify=verify))
+    model, path = saved_model
+    dlg = make_dialog(model, model_path=path)
+    dlg.set_format("onnx")
+    assert not dlg.export_button.isEnabled()
+    assert "Needs onnxruntime" in dlg.use_label.text() and "pip install 'neuralstudio[onnx]'" in dlg.use_label.text()
+    dlg.set_format("keras")
+    assert dlg.export_button.isEnabled() and "Needs" not in dlg.use_label.text()
     dlg.reject()
 
 

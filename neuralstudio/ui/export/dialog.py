@@ -7,6 +7,9 @@ background :class:`~neuralstudio.ui.tasks.TaskRunner` (the window stays live
 while TensorFlow converts) and shows the verification report, or why the
 export failed.  The model must not be training while it is exported: pass an
 inference copy when a run is going.
+
+The formats offered, their labels, default names and options all come from the
+export-format registry (:mod:`neuralstudio.ml.export_formats`), as the CLI's do.
 """
 
 from __future__ import annotations
@@ -33,12 +36,12 @@ from PySide6.QtWidgets import (
 )
 
 from neuralstudio.core.errors import UserError
-from neuralstudio.ml.export import FORMATS, default_output
+from neuralstudio.ml.export_formats import DEFAULT_FORMAT, FORMATS, ExportFormat
 from neuralstudio.ui.tasks import TaskRunner
 
 
 class ExportDialog(QDialog):
-    """Export a trained model to one of :data:`~neuralstudio.ml.export.FORMATS`, verified.
+    """Export a trained model to one of :data:`~neuralstudio.ml.export_formats.FORMATS`, verified.
 
     Args:
         model: the trained ``keras.Model`` (not one that is training right now).
@@ -72,6 +75,7 @@ class ExportDialog(QDialog):
         self.format_combo = QComboBox()
         for fmt in FORMATS.values():
             self.format_combo.addItem(fmt.label, fmt.name)
+        self.format_combo.setCurrentIndex(self.format_combo.findData(DEFAULT_FORMAT))
         self.use_label = QLabel()
         self.use_label.setWordWrap(True)
         self.use_label.setStyleSheet("color: #4a5568")
@@ -117,6 +121,11 @@ class ExportDialog(QDialog):
     def format_name(self) -> str:
         return str(self.format_combo.currentData())
 
+    @property
+    def selected_format(self) -> ExportFormat:
+        """The registry entry of the selected format."""
+        return FORMATS[self.format_name]
+
     def set_format(self, name: str) -> None:
         """Select the format called ``name`` (as the combo box does)."""
         index = self.format_combo.findData(name)
@@ -125,18 +134,26 @@ class ExportDialog(QDialog):
         self.format_combo.setCurrentIndex(index)
 
     def _quantize(self) -> str | None:
-        return "dynamic" if self.quantize_check.isEnabled() and self.quantize_check.isChecked() else None
+        """The format's (dynamic-range) quantisation mode when the box is ticked, else None."""
+        modes = self.selected_format.quantize
+        return modes[0] if modes and self.quantize_check.isChecked() else None
 
     def _suggested_path(self) -> str:
-        return str(default_output(self._base, self.format_name, self._quantize()))
+        return str(self.selected_format.default_output(self._base, self._quantize()))
+
+    def _missing_packages(self) -> list[str]:
+        return self.selected_format.missing_packages()
 
     def _on_format_changed(self, *_: Any) -> None:
-        fmt = FORMATS[self.format_name]
-        self.use_label.setText(fmt.use)
-        litert = fmt.name == "litert"
-        self.quantize_check.setEnabled(litert)
-        if not litert:
+        fmt = self.selected_format
+        text = fmt.use
+        missing = self._missing_packages()
+        if missing:
+            text += f"\nNeeds {' and '.join(missing)}, which is not installed: {fmt.install_hint()}."
+        self.use_label.setText(text)
+        if not fmt.quantize:
             self.quantize_check.setChecked(False)
+        self._update_enabled()
         if not self._path_edited:
             self.path_edit.setText(self._suggested_path())
 
@@ -148,24 +165,30 @@ class ExportDialog(QDialog):
         self._path_edited = True
 
     def _on_browse(self) -> None:
-        fmt = FORMATS[self.format_name]
+        fmt = self.selected_format
         current = self.path_edit.text() or self._suggested_path()
         if fmt.folder:
             path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.label} as folder", current)
         else:
-            path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.label}", current, f"{fmt.label} (*{fmt.suffix})")
+            patterns = " ".join(f"*{s}" for s in fmt.suffixes)
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.label}", current, f"{fmt.label} ({patterns})")
         if path:
             self.path_edit.setText(path)
             self._path_edited = True
 
     # ----------------------------------------------------------------- export
+    def _update_enabled(self) -> None:
+        """Enable what the selected format supports: quantisation, and Export when its packages are installed."""
+        idle = not self.running
+        for w in (self.format_combo, self.path_edit, self.browse_button):
+            w.setEnabled(idle)
+        self.quantize_check.setEnabled(idle and bool(self.selected_format.quantize))
+        self.export_button.setEnabled(idle and not self._missing_packages())
+        self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(idle)
+
     def _set_running(self, running: bool) -> None:
         self.running = running
-        for w in (self.export_button, self.format_combo, self.quantize_check, self.path_edit, self.browse_button):
-            w.setEnabled(not running)
-        if not running:
-            self.quantize_check.setEnabled(self.format_name == "litert")
-        self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(not running)
+        self._update_enabled()
 
     def _on_export(self) -> None:
         if self.running:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from neuralstudio.core.formatting import format_shape, format_value
+from neuralstudio.ml.export_formats import FORMATS
 from neuralstudio.ml.model_info import ModelInfo, human_size
 
 
@@ -125,7 +126,9 @@ class ModelInfoView(QWidget):
 
 
 def _format_label(fmt: str) -> str:
-    return {"keras": "Keras archive .keras", "h5": "legacy HDF5 .h5"}.get(fmt, fmt)
+    """The model file's kind (``keras`` or ``h5``) by the export registry's label, the same words File > Export uses."""
+    known = FORMATS.get(fmt)
+    return known.label if known is not None else fmt
 
 
 def _selectable() -> Any:
