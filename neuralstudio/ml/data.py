@@ -11,20 +11,31 @@ raises :class:`DataError` with a message that says what to do.
 Sources with no test part of their own (an image folder, a CSV, an NPZ with
 only ``x_train``) hold out :data:`HOLDOUT_FRACTION` of each class as the test
 split, with a fixed seed, so that the same file gives the same split every time.
+
+Files are untrusted: a small file can declare (or inflate to) gigabytes.  Every
+loader works out what a file will cost from its header before allocating, and
+refuses more than :func:`memory_budget_bytes` with a message, as it refuses a
+damaged file; no loader decompresses or parses anything without a bound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import gzip
-import io
+import itertools
 import math
 import os
 import re
+import struct
+import sys
+import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -38,12 +49,23 @@ SPLIT_SEED = 20_240_601  # fixed: the same split on every machine, every time
 HOLDOUT_FRACTION = 0.2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGES = 500_000  # a guard against pointing the image-folder loader at a whole disk
+MAX_DATA_BYTES = 4 * 1024**3  # the most memory one data set may take, on any computer
+MAX_CSV_COLUMNS = 1024 * 1024 + 1  # a 1024x1024 image and its label; csv.reader builds a row at ~50 bytes a cell
+MAX_CSV_ROW_CHARS = 64 * 1024 * 1024  # one row of text; the parsers hold a whole row (4 bytes a character)
+MAX_LABEL_CHARS = 200  # a class name; longer ones are a mistake (or a label array of gigabytes)
 
 DIGIT_NAMES = [str(i) for i in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 _LABEL_COLUMNS = ("label", "class", "y", "target")
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_MAX_DIMS = 16  # images are 3-D, labels 1-D; numpy allows no more than 32 or 64
+_DEFLATE_MAX_RATIO = 1032  # deflate (gzip, zip) cannot inflate one byte into more than this
+_READ_CHUNK = 16 * 1024 * 1024  # bounded reads go in pieces of this size
+# Bytes of memory per byte of CSV file at worst: up to one number per two characters, held as float32 by the
+# parser, as the pixel columns, as values in [0, 1] and as the train/test split, with room for the parser's growth.
+_CSV_MEMORY_PER_BYTE = 10
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
 
 
 class DataError(UserError, ValueError):
@@ -121,6 +143,8 @@ def load_dataset(spec: str = DEFAULT_SOURCE, *, label_column: str | None = None)
         )
     if path.is_dir():
         return _load_folder(path)
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file (a device or a pipe?): give a data file or folder.")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _load_csv(path, label_column)
@@ -276,13 +300,17 @@ def _shape_mismatch(have: tuple[int, ...], target: tuple[int | None, ...]) -> st
 
 
 # --------------------------------------------------------------------------- value helpers
-def _to_unit(x: np.ndarray, what: str) -> np.ndarray:
-    """Pixels as float32 in [0, 1]: integers and floats up to 255 are divided by 255."""
+def _to_unit(x: np.ndarray, what: str, *, reuse: bool = False) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: integers and floats up to 255 are divided by 255.
+
+    ``reuse=True`` scales a float32 ``x`` in place (one copy less of a large
+    CSV); otherwise ``x`` is left as it was.
+    """
     if x.dtype.kind not in "uif":
         raise DataError(f"The images in {what} are not numbers (type {x.dtype}): store pixel values 0-255.")
     if x.size == 0:
         return x.astype(np.float32)
-    out = x.astype(np.float32)
+    out = x if reuse and x.dtype == np.float32 and x.flags.writeable else x.astype(np.float32)
     if not np.all(np.isfinite(out)):
         raise DataError(f"The images in {what} contain NaN or infinite values: remove or fix those rows.")
     lo, hi = float(out.min()), float(out.max())
@@ -310,13 +338,19 @@ def _encode_labels(parts: list[np.ndarray], what: str) -> tuple[list[np.ndarray]
     if allv.dtype.kind == "f":
         if not np.all(np.isfinite(allv)) or not np.all(allv == np.round(allv)):
             raise DataError(f"The labels in {what} are not whole class numbers: use 0, 1, 2... or class names.")
+        if allv.size and float(np.abs(allv).max()) > 2**53:  # past this, floats are not exact whole numbers
+            raise DataError(f"The labels in {what} go up to {float(np.abs(allv).max()):g}: use class numbers 0, 1, "
+                            "2... or class names.")
         parts = [p.astype(np.int64) for p in parts]
         allv = allv.astype(np.int64)
     elif allv.dtype.kind not in "uiUSO":
         raise DataError(f"The labels in {what} are of type {allv.dtype}: use class numbers or names.")
     if allv.dtype.kind in "SO":
-        parts = [p.astype(str) for p in parts]
-        allv = allv.astype(str)
+        try:
+            parts = [p.astype(str) for p in parts]
+        except UnicodeDecodeError:
+            raise DataError(f"The labels in {what} are bytes that are not text: use class numbers or names.") from None
+        allv = np.concatenate(parts)
     if allv.size == 0:
         raise DataError(f"{what} holds no examples.")
     classes = np.unique(allv)
@@ -340,32 +374,163 @@ def _readonly(*arrays: np.ndarray) -> None:
         a.setflags(write=False)
 
 
+# --------------------------------------------------------------------------- memory budget
+def memory_budget_bytes() -> int:
+    """The most memory one data set may take: 4 GiB, or half the RAM, or half an address-space limit if smaller.
+
+    Every loader checks what a file will cost against this before allocating,
+    so that a small hostile or damaged file gives a message instead of
+    swapping the computer to a halt or dying of MemoryError.  Half, because
+    training needs room besides the data (the model, batches, a copy of the
+    arrays for the framework).
+    """
+    limits = [MAX_DATA_BYTES]
+    for total in (_physical_memory_bytes(), _address_space_limit()):
+        if total:
+            limits.append(total // 2)
+    return min(limits)
+
+
+def _physical_memory_bytes() -> int | None:
+    """The computer's RAM, or None where it cannot be found out."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    if sys.platform == "win32":
+        try:
+            import ctypes
+
+            class MemoryStatus(ctypes.Structure):
+                _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total_phys", ctypes.c_ulonglong),
+                            ("avail_phys", ctypes.c_ulonglong), ("total_page", ctypes.c_ulonglong),
+                            ("avail_page", ctypes.c_ulonglong), ("total_virtual", ctypes.c_ulonglong),
+                            ("avail_virtual", ctypes.c_ulonglong), ("avail_extended", ctypes.c_ulonglong)]
+
+            status = MemoryStatus()
+            status.length = ctypes.sizeof(MemoryStatus)
+            if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+                return int(status.total_phys)
+        except (AttributeError, OSError, ValueError):
+            pass
+    return None
+
+
+def _address_space_limit() -> int | None:
+    """The process's address-space limit (``ulimit -v``), or None when there is none."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY or soft <= 0 else int(soft)
+
+
+def _size_text(nbytes: int) -> str:
+    """``1_610_612_736`` -> ``"1.5 GB"`` (in the 1024-based units that computers report RAM in)."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:,.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def _check_memory(need: int, what: str, fix: str) -> None:
+    """Refuse ``what`` when it would take more than :func:`memory_budget_bytes`; ``fix`` says what to do instead."""
+    budget = memory_budget_bytes()
+    if need > budget:
+        raise DataError(f"{what} would take {_size_text(need)} of memory, more than the {_size_text(budget)} "
+                        f"NeuralStudio allows for a data set on this computer: {fix}")
+
+
+def _read_exact(fh: IO[bytes], nbytes: int) -> tuple[np.ndarray, int]:
+    """Read at most ``nbytes`` into a new uint8 array, in pieces; returns the array and how many bytes came.
+
+    Never more than asked, so a stream that inflates without end costs nothing
+    beyond the size already checked.
+    """
+    out = np.empty(nbytes, dtype=np.uint8)
+    view = memoryview(out)
+    got = 0
+    while got < nbytes:
+        n = fh.readinto(view[got : got + _READ_CHUNK])
+        if not n:
+            break
+        got += n
+    return out, got
+
+
 # --------------------------------------------------------------------------- IDX
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (the MNIST format), gzipped or not."""
+    """Read one IDX file (the MNIST format), gzipped or not.
+
+    The header is read first (through a streaming gzip reader when the file is
+    gzipped: 1.5 MB of gzip can inflate to 1.5 GB) and the size it declares is
+    checked against what the file can hold and against the memory budget;
+    then exactly that many bytes are read, and a file with fewer or more is
+    refused as damaged.
+    """
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with path.open("rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            file_size = os.fstat(raw.fileno()).st_size
+            fh: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            dims, dtype, header_len = _read_idx_header(fh, path)
+            data_len = math.prod(dims) * dtype.itemsize
+            _check_idx_size(path, dims, dtype, header_len, file_size, gzipped)
+            buf, got = _read_exact(fh, data_len)
+            extra = bool(fh.read(1)) if got == data_len else False
+    except DataError:
+        raise
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        raise DataError(f"{path.name} is a damaged gzip file: download or copy it again.") from None
     except OSError as exc:
         raise DataError(f"{path} cannot be read: {exc}.") from None
-    except (EOFError, gzip.BadGzipFile, ValueError):
-        raise DataError(f"{path.name} is a damaged gzip file: download or copy it again.") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path.name} is not an IDX file (its header is wrong): is it really MNIST-format data?")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path.name} is not an IDX file (its header is cut short).")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = math.prod(dims) * dtype.itemsize
-    if len(raw) - header != expected:
+    if got != data_len or extra:
         raise DataError(
-            f"{path.name} says it holds {_fmt(dims)} values ({expected:,} bytes) but has "
-            f"{len(raw) - header:,} bytes of data: the file is truncated or damaged."
+            f"{path.name} says it holds {_fmt(dims)} values ({data_len:,} bytes) but has "
+            f"{'more' if extra else f'{got:,} bytes of'} data: the file is truncated or damaged. "
+            "Download or copy it again."
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    arr = buf.view(dtype)
+    if not dtype.isnative:
+        arr = arr.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return arr.reshape(dims)
+
+
+def _read_idx_header(fh: IO[bytes], path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The dimensions, value type and header length of an IDX file, read from its first bytes only."""
+    head = fh.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+        raise DataError(f"{path.name} is not an IDX file (its header is wrong): is it really MNIST-format data?")
+    ndim = head[3]
+    if not 1 <= ndim <= _IDX_MAX_DIMS:
+        raise DataError(f"{path.name} is not an IDX file (its header declares {ndim} dimensions): is it really "
+                        "MNIST-format data?")
+    raw_dims = fh.read(4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise DataError(f"{path.name} is not an IDX file (its header is cut short).")
+    dims = struct.unpack(f">{ndim}I", raw_dims)
+    return dims, np.dtype(_IDX_DTYPES[head[2]]), 4 + 4 * ndim
+
+
+def _check_idx_size(path: Path, dims: tuple[int, ...], dtype: np.dtype, header_len: int, file_size: int,
+                    gzipped: bool) -> None:
+    """Refuse an IDX header whose declared size the file cannot hold, or which would not fit in memory."""
+    data_len = math.prod(dims) * dtype.itemsize
+    if not gzipped and header_len + data_len != file_size:
+        raise DataError(
+            f"{path.name} says it holds {_fmt(dims)} values ({data_len:,} bytes) but has "
+            f"{max(file_size - header_len, 0):,} bytes of data: the file is truncated or damaged. "
+            "Download or copy it again."
+        )
+    if gzipped and header_len + data_len > file_size * _DEFLATE_MAX_RATIO:
+        raise DataError(
+            f"{path.name} says it holds {_fmt(dims)} values ({_size_text(data_len)}), more than a gzip file of "
+            f"{_size_text(file_size)} can hold: the file is damaged. Download or copy it again."
+        )
+    _check_memory(math.prod(dims) * (dtype.itemsize + 4),  # the values as stored, and as float32
+                  f"{path.name} holds {_fmt(dims)} values, which", "use a smaller part of the data set.")
 
 
 def _idx_role(name: str) -> tuple[str, str] | None:
@@ -388,7 +553,7 @@ def _idx_role(name: str) -> tuple[str, str] | None:
 
 def _find_idx(folder: Path) -> dict[tuple[str, str], Path]:
     found: dict[tuple[str, str], Path] = {}
-    for p in sorted(folder.iterdir()):
+    for p in _list_dir(folder):
         role = _idx_role(p.name) if p.is_file() else None
         if role is None:
             continue
@@ -500,10 +665,11 @@ def _keras_mnist() -> Dataset:
     """Full MNIST (60,000 + 10,000) from the Keras cache, downloading it the first time."""
     cached = keras_datasets_dir() / "mnist.npz"
     if cached.exists():
+        keys = ("x_train", "y_train", "x_test", "y_test")
         try:
-            with np.load(cached, allow_pickle=False) as f:
-                arrays = (f["x_train"], f["y_train"], f["x_test"], f["y_test"])
-        except (OSError, ValueError, KeyError) as exc:
+            found, _held = _read_npz(cached, keys)
+            arrays = tuple(found[k] for k in keys)
+        except (DataError, KeyError) as exc:
             raise DataError(
                 f"{cached} is damaged or not the Keras MNIST file ({_short(exc)}): delete it and download it "
                 "again, or use 'mnist-sample'."
@@ -545,7 +711,8 @@ def _keras_fashion_mnist() -> Dataset:
 
 def _named_keras_set(name: str, arrays: tuple[np.ndarray, ...], names: list[str], source: str) -> Dataset:
     xtr, ytr, xte, yte = arrays
-    if xtr.ndim != 3 or len(xtr) != len(ytr) or xte.ndim != 3 or len(xte) != len(yte):
+    if xtr.ndim != 3 or ytr.ndim != 1 or len(xtr) != len(ytr) or xte.ndim != 3 or yte.ndim != 1 or \
+            len(xte) != len(yte):
         raise DataError(f"The cached {name} files in {keras_datasets_dir()} have unexpected shapes: delete them "
                         "and download them again.")
     return Dataset(name, _to_unit(xtr, name), ytr.astype(np.int64).reshape(-1),
@@ -557,7 +724,7 @@ def _load_folder(folder: Path) -> Dataset:
     found = _find_idx(folder)
     if found:
         return _load_idx_folder(folder, found, str(folder))
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    subdirs = [p for p in _list_dir(folder) if p.is_dir() and not p.name.startswith(".")]
     names = {p.name.lower() for p in subdirs}
     if names == {"train", "test"}:
         by = {p.name.lower(): p for p in subdirs}
@@ -573,7 +740,7 @@ def _load_folder(folder: Path) -> Dataset:
                             "resize them to the same size.")
         return Dataset(str(folder), xtr, ytr, xte, yte, classes, f"image folders in {folder}")
     if not subdirs:
-        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        files = [p for p in _list_dir(folder) if p.is_file() and not p.name.startswith(".")]
         if not files:
             raise DataError(f"{folder} is empty: put one sub-folder of images per class in it (e.g. 0/, 1/, ...), "
                             "or IDX files.")
@@ -590,44 +757,85 @@ def _size(x: np.ndarray) -> str:
 
 
 def _read_image_classes(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images from ``folder/<class>/*``, as greyscale float32 in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    """Images from ``folder/<class>/*``, as greyscale float32 in [0, 1].
 
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    Each image goes through :func:`neuralstudio.ml.preprocess.load_gray_image`
+    (the reader ``predict`` uses), which checks its size before decoding it,
+    turns it upright from its EXIF orientation and scales 16-bit and float
+    images by their real range.  The whole set is checked against the memory
+    budget from the first image's size and the number of files, before the
+    rest are read.
+    """
+    classes = sorted(p.name for p in _list_dir(folder) if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DataError(
             f"{folder} has {len(classes)} class sub-folder{'s' if len(classes) != 1 else ''}: a classifier needs "
             "at least two (one sub-folder of images per class)."
         )
-    images: list[np.ndarray] = []
-    labels: list[int] = []
+    files = _image_files(folder, classes)
+    labels = np.asarray([ci for ci, _f in files], dtype=np.int64)
+    x: np.ndarray | None = None
     first: dict[tuple[int, int], Path] = {}
-    for ci, cls in enumerate(classes):
-        files = sorted(p for p in (folder / cls).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(
-                f"The class folder {folder / cls} holds no images ({', '.join(IMAGE_SUFFIXES)}): add some or "
-                "remove the folder."
-            )
-        for f in files:
-            if len(images) >= MAX_IMAGES:
-                raise DataError(f"{folder} holds more than {MAX_IMAGES:,} images: use a smaller folder.")
-            try:
-                with Image.open(f) as im:
-                    arr = np.asarray(im.convert("L"), dtype=np.uint8)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"{f} cannot be read as an image ({_short(exc)}): remove or replace it.") from None
-            first.setdefault(arr.shape, f)
-            images.append(arr)
-            labels.append(ci)
+    for i, (_ci, f) in enumerate(files):
+        arr = _read_training_image(f)
+        if x is None:
+            _check_memory(len(files) * arr.size * 4, f"The {len(files):,} images of {_size(arr[None])} in {folder}",
+                          "use fewer or smaller images.")
+            x = np.empty((len(files), *arr.shape), dtype=np.float32)
+        first.setdefault(arr.shape, f)
+        if arr.shape == x.shape[1:]:
+            x[i] = arr
     if len(first) > 1:
         sizes = "; ".join(f"{w}x{h} (e.g. {p.relative_to(folder)})" for (h, w), p in list(first.items())[:4])
         raise DataError(
             f"The images in {folder} have different sizes: {sizes}. Resize them all to one size "
             "(28x28 for MNIST-like digits) before training."
         )
-    x = np.stack(images).astype(np.float32) / 255.0
-    return x, np.asarray(labels, dtype=np.int64), classes
+    assert x is not None  # every class folder holds at least one image
+    return x, labels, classes
+
+
+def _list_dir(folder: Path) -> list[Path]:
+    """The entries of ``folder``, sorted; an unreadable folder is a message, not a traceback."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise DataError(f"{folder} cannot be read ({exc.strerror or exc}): check that it exists and that you may "
+                        "open it.") from None
+
+
+def _image_files(folder: Path, classes: list[str]) -> list[tuple[int, Path]]:
+    """``(class index, file)`` for every image of every class folder, at most :data:`MAX_IMAGES` in all."""
+    files: list[tuple[int, Path]] = []
+    for ci, cls in enumerate(classes):
+        found = []
+        try:
+            with os.scandir(folder / cls) as entries:
+                for entry in entries:
+                    if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                        found.append(folder / cls / entry.name)
+                        if len(files) + len(found) > MAX_IMAGES:
+                            raise DataError(f"{folder} holds more than {MAX_IMAGES:,} images: use a smaller folder.")
+        except OSError as exc:
+            raise DataError(f"{folder / cls} cannot be read ({exc.strerror or exc}): check that you may open "
+                            "it.") from None
+        if not found:
+            raise DataError(
+                f"The class folder {folder / cls} holds no images ({', '.join(IMAGE_SUFFIXES)}): add some or "
+                "remove the folder."
+            )
+        files.extend((ci, f) for f in sorted(found))
+    return files
+
+
+def _read_training_image(path: Path) -> np.ndarray:
+    """One training image as stored (grey levels in [0, 1]); an unreadable or oversized one is a DataError."""
+    from neuralstudio.ml.preprocess import ImageFileError, load_gray_image
+
+    try:
+        return load_gray_image(path, as_stored=True)
+    except ImageFileError as exc:
+        raise DataError(f"{exc} Or remove it from the training images.") from None
 
 
 # --------------------------------------------------------------------------- CSV
@@ -641,19 +849,18 @@ def _square_images(x: np.ndarray) -> np.ndarray:
 
 
 def _load_csv(path: Path, label_column: str | None) -> Dataset:
-    """One row per example: a label column and pixel columns (0-255 or 0-1)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(f"{path.name} is not a UTF-8 text file: save it as CSV text.") from None
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read: {exc.strerror}.") from None
-    head = []
-    for r in csv.reader(io.StringIO(text[:1_000_000])):
-        if r and any(c.strip() for c in r):
-            head.append(r)
-            if len(head) == 2:
-                break
+    """One row per example: a label column and pixel columns (0-255 or 0-1).
+
+    The file is streamed, never held whole as text, and each row is bounded
+    (:data:`MAX_CSV_COLUMNS`, :data:`MAX_CSV_ROW_CHARS`) before a parser builds
+    it; the file's size bounds what the numbers can take, checked first.
+    """
+    size = _file_size(path)
+    _check_memory(size * _CSV_MEMORY_PER_BYTE, f"{path.name} ({_size_text(size)} of text)",
+                  "save the data as an .npz file (numpy.savez; it loads in a fraction of the memory), or use fewer "
+                  "rows.")
+    with _open_csv(path) as fh:
+        head = list(itertools.islice(_csv_rows(fh, path.name), 2))
     if not head:
         raise DataError(f"{path.name} is empty: it needs one row per example with a label column.")
     header = [c.strip() for c in head[0]]
@@ -667,39 +874,143 @@ def _load_csv(path: Path, label_column: str | None) -> Dataset:
         raise DataError(f"{path.name} has a header but no data rows.")
     col = _label_index(header if has_header else None, ncols, label_column, path.name)
     feats = [c for c in range(ncols) if c != col]
-    fast = _numeric_csv(text, int(has_header), ncols)
+    fast = _numeric_csv(path, int(has_header), ncols)
     if fast is not None:  # the common case (MNIST-style CSVs): parsed in C, no per-cell Python objects
-        return _csv_dataset(path, fast[:, feats], fast[:, col].astype(np.float64))
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
-    body = rows[1:] if has_header else rows
-    for i, r in enumerate(body):
-        if len(r) != ncols:
-            raise DataError(f"Row {i + 1 + has_header} of {path.name} has {len(r)} values but the first row has "
-                            f"{ncols}: every row needs the same columns.")
-    labels = np.array([r[col].strip() for r in body])
+        labels = fast[:, col].astype(np.float64)
+        x = fast[:, 1:] if col == 0 else fast[:, feats]
+        del fast
+        return _csv_dataset(path, x, labels)
+    x, text_labels = _parse_csv_rows(path, header if has_header else None, ncols, col)
+    if all(_is_number(v) for v in text_labels):
+        return _csv_dataset(path, x, np.array([float(v) for v in text_labels]))
+    return _csv_dataset(path, x, np.array(text_labels))
+
+
+def _file_size(path: Path) -> int:
     try:
-        x = np.array([[float(r[c]) for c in feats] for r in body], dtype=np.float32)
-    except ValueError:
-        for i, r in enumerate(body):
-            for c in feats:
-                if not _is_number(r[c]):
-                    name = f"column {header[c]!r}" if has_header else f"column {c + 1}"
-                    raise DataError(
-                        f"Row {i + 1 + has_header}, {name} of {path.name} is {r[c].strip()!r}, not a number: "
-                        "pixel columns must hold numbers (0-255 or 0-1). Is the label column right?"
-                    ) from None
-        raise
-    if all(_is_number(v) for v in labels):
-        return _csv_dataset(path, x, np.array([float(v) for v in labels]))
-    return _csv_dataset(path, x, labels)
+        return path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}.") from None
 
 
-def _numeric_csv(text: str, skip: int, ncols: int) -> np.ndarray | None:
+@contextlib.contextmanager
+def _open_csv(path: Path) -> Iterator[IO[str]]:
+    """A CSV file opened as UTF-8 text for streaming (BOM dropped); opening and decoding errors become messages."""
+    try:
+        fh = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    with fh:
+        try:
+            yield fh
+        except UnicodeDecodeError:
+            raise DataError(f"{path.name} is not a UTF-8 text file: save it as CSV text.") from None
+        except OSError as exc:
+            raise DataError(f"{path} cannot be read: {exc.strerror or exc}.") from None
+
+
+class _CsvLines:
+    """The lines of a CSV file for csv.reader or np.loadtxt, refusing a row too wide or too long before it is parsed.
+
+    Both parsers build a whole row at once (csv.reader as a list of Python
+    strings, ~50 bytes a cell), so one line of a few hundred megabytes would
+    take gigabytes.  csv.reader tells where its rows end (:meth:`row_done`);
+    for np.loadtxt a row ends at a line end outside quotes.
+    """
+
+    def __init__(self, fh: IO[str], name: str, *, rows_from_reader: bool) -> None:
+        self._fh = fh
+        self._name = name
+        self._rows_from_reader = rows_from_reader
+        self._chars = self._commas = self._quotes = 0
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._fh.readline(MAX_CSV_ROW_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self._chars += len(line)
+        self._commas += line.count(",")
+        self._quotes += line.count('"')
+        if self._chars > MAX_CSV_ROW_CHARS or self._commas >= MAX_CSV_COLUMNS:
+            raise DataError(
+                f"{self._name} has a row of more than {MAX_CSV_COLUMNS - 1:,} pixel values or {MAX_CSV_ROW_CHARS:,} "
+                "characters: NeuralStudio reads CSVs of up to 1024x1024-pixel images. Check the separators (one "
+                "row per line), or save the data as an .npz file (numpy.savez)."
+            )
+        if not self._rows_from_reader and self._quotes % 2 == 0:
+            self.row_done()
+        return line
+
+    def row_done(self) -> None:
+        self._chars = self._commas = self._quotes = 0
+
+
+def _csv_rows(fh: IO[str], name: str) -> Iterator[list[str]]:
+    """The non-empty rows of a CSV file, each bounded (see :class:`_CsvLines`); csv's errors become messages."""
+    lines = _CsvLines(fh, name, rows_from_reader=True)
+    reader = csv.reader(lines)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(_csv_error(name, reader.line_num, exc)) from None
+        lines.row_done()
+        if row and any(c.strip() for c in row):
+            yield row
+
+
+def _csv_error(name: str, line: int, exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return (f"{name} has a value of more than {csv.field_size_limit():,} characters (by line {line:,}), "
+                'usually a quote (") that is opened and never closed: close or remove it. Pixel values and labels '
+                "are short.")
+    return f"{name} cannot be read as CSV at line {line:,} ({_short(exc)}): check its quotes and commas."
+
+
+def _parse_csv_rows(path: Path, header: list[str] | None, ncols: int, col: int) -> tuple[np.ndarray, list[str]]:
+    """The careful parser, for CSVs np.loadtxt refuses (text labels, ragged or quoted rows): the pixel values and the
+    label texts, one row at a time, so that memory stays near that of the numbers."""
+    feats = [c for c in range(ncols) if c != col]
+    labels: list[str] = []
+    values: list[np.ndarray] = []
+    with _open_csv(path) as fh:
+        rows = _csv_rows(fh, path.name)
+        if header is not None:
+            next(rows)
+        for i, r in enumerate(rows, start=1 + (header is not None)):  # row numbers count the header
+            if len(r) != ncols:
+                raise DataError(f"Row {i} of {path.name} has {len(r)} values but the first row has {ncols}: every "
+                                "row needs the same columns.")
+            label = r[col].strip()
+            if len(label) > MAX_LABEL_CHARS:
+                raise DataError(f"Row {i} of {path.name} has a label of {len(label):,} characters: class names are "
+                                f"at most {MAX_LABEL_CHARS}. Is the label column right?")
+            labels.append(label)
+            try:
+                values.append(np.array([float(r[c]) for c in feats], dtype=np.float32))
+            except ValueError:
+                c = next(c for c in feats if not _is_number(r[c]))
+                where = f"column {header[c][:40]!r}" if header is not None else f"column {c + 1}"
+                raise DataError(
+                    f"Row {i}, {where} of {path.name} is {r[c].strip()[:40]!r}, not a number: pixel columns must "
+                    "hold numbers (0-255 or 0-1). Is the label column right?"
+                ) from None
+    x = np.stack(values) if values else np.zeros((0, len(feats)), np.float32)
+    return x, labels
+
+
+def _numeric_csv(path: Path, skip: int, ncols: int) -> np.ndarray | None:
     """An all-numeric CSV as one float32 array, or None when it needs the careful (slow) parser."""
     try:
-        arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=skip, dtype=np.float32, ndmin=2,
-                         comments=None, quotechar='"')
-    except ValueError:
+        with _open_csv(path) as fh:
+            arr = np.loadtxt(_CsvLines(fh, path.name, rows_from_reader=False), delimiter=",", skiprows=skip,
+                             dtype=np.float32, ndmin=2, comments=None, quotechar='"')
+    except ValueError:  # the careful parser says what is wrong (a DataError is a ValueError too)
         return None
     if arr.shape[1] != ncols or len(arr) == 0:
         return None
@@ -709,7 +1020,7 @@ def _numeric_csv(text: str, skip: int, ncols: int) -> np.ndarray | None:
 def _csv_dataset(path: Path, x: np.ndarray, labels: np.ndarray) -> Dataset:
     what = path.name
     (y,), names = _encode_labels([labels], what)
-    x = _square_images(_to_unit(x, what))
+    x = _square_images(_to_unit(x, what, reuse=True))
     return _holdout(str(path), x, y, names, f"CSV file {path}")
 
 
@@ -730,7 +1041,10 @@ def _label_index(header: list[str] | None, ncols: int, label_column: str | None,
                 return lower.index(lc.lower())
         if lc.isdigit() and int(lc) < ncols:
             return int(lc)
-        cols = ", ".join(header[:8]) + ("..." if header and len(header) > 8 else "") if header else f"0-{ncols - 1}"
+        if header:
+            cols = ", ".join(h[:40] for h in header[:8]) + ("..." if len(header) > 8 else "")
+        else:
+            cols = f"0-{ncols - 1}"
         raise DataError(f"{fname} has no column {label_column!r}: its columns are {cols}.")
     if header is not None:
         lower = [h.lower() for h in header]
@@ -750,21 +1064,12 @@ def _load_npz(path: Path) -> Dataset:
         raise DataError(f"{path} cannot be read: {exc.strerror}.") from None
     if magic != b"PK\x03\x04":
         raise DataError(f"{path.name} is not a valid .npz file (not a zip archive): save it with numpy.savez.")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(f"{path.name} stores Python objects (pickles), which NeuralStudio does not load for "
-                            "safety: save plain numeric arrays with numpy.savez.") from None
-        raise DataError(f"{path.name} is not a valid .npz file ({_short(exc)}).") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path.name} is not a valid .npz file ({_short(exc)}).") from None
+    data, held = _read_npz(path, _NPZ_KEYS)
     missing = [k for k in ("x_train", "y_train") if k not in data]
     if missing:
-        raise DataError(f"{path.name} has no {' and no '.join(missing)} array (it holds: "
-                        f"{', '.join(sorted(data)) or 'nothing'}): save it with "
-                        "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...).")
+        listed = ", ".join(held[:10]) + (f" and {len(held) - 10} more" if len(held) > 10 else "")
+        raise DataError(f"{path.name} has no {' and no '.join(missing)} array (it holds: {listed or 'nothing'}): "
+                        "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...).")
     has_xt, has_yt = "x_test" in data, "y_test" in data
     if has_xt != has_yt:
         raise DataError(f"{path.name} has {'x_test' if has_xt else 'y_test'} without "
@@ -774,15 +1079,11 @@ def _load_npz(path: Path) -> Dataset:
     if has_xt:
         pairs.append(("test", data["x_test"], data["y_test"]))
     for split, x, y in pairs:
-        if x.ndim < 2:
-            raise DataError(f"x_{split} in {what} has shape {x.shape}: it needs one row (or image) per example.")
-        if len(x) != len(np.asarray(y).reshape(len(y), -1)):
-            raise DataError(f"x_{split} in {what} has {len(x)} examples but y_{split} has {len(y)} labels: "
-                            "they must be as many.")
+        _check_npz_pair(what, split, x, y)
     ys, names = _encode_labels([p[2] for p in pairs], what)
     if "class_names" in data:
         given = [str(c) for c in np.asarray(data["class_names"]).reshape(-1)]
-        ints = all(n.isdigit() for n in names)
+        ints = all(n.isascii() and n.isdigit() for n in names)
         if ints and len(given) > max(int(n) for n in names):
             names = [given[int(n)] for n in names]
     xs = [_to_unit(p[1], what) for p in pairs]
@@ -792,3 +1093,104 @@ def _load_npz(path: Path) -> Dataset:
                             f"{_fmt(xs[1].shape[1:])}: both must have the same shape.")
         return Dataset(str(path), xs[0], ys[0], xs[1], ys[1], names, f"NPZ file {path}")
     return _holdout(str(path), xs[0], ys[0], names, f"NPZ file {path}")
+
+
+def _check_npz_pair(what: str, split: str, x: np.ndarray, y: np.ndarray) -> None:
+    """Inputs with one row (or image) per example, and as many labels."""
+    if x.ndim < 2:
+        raise DataError(f"x_{split} in {what} has shape {x.shape}: it needs one row (or image) per example.")
+    if len(x) and x[0].size == 0:
+        raise DataError(f"x_{split} in {what} has shape {x.shape}: each example is empty.")
+    if y.ndim == 0:
+        raise DataError(f"y_{split} in {what} is a single value, not an array: it needs one label per example.")
+    if len(x) != len(y):
+        raise DataError(f"x_{split} in {what} has {len(x)} examples but y_{split} has {len(y)} labels: "
+                        "they must be as many.")
+
+
+@dataclass(frozen=True)
+class _NpyEntry:
+    """A .npy member of an .npz archive, as its zip entry and header describe it (nothing read yet)."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
+
+
+try:
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # a Python built without lzma: zipfile cannot open such members at all
+    _LZMAError = zipfile.BadZipFile  # type: ignore[misc,assignment]
+
+# What zipfile and numpy raise on a damaged archive: bad headers and sizes (BadZipFile, ValueError, struct.error),
+# damaged compressed data (zlib.error, EOFError, OSError from bz2, LZMAError), encryption (RuntimeError), an
+# unknown compression method (NotImplementedError).
+_NPZ_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, _LZMAError, EOFError, OSError, ValueError,
+               struct.error, NotImplementedError, RuntimeError, KeyError, IndexError, OverflowError, TypeError)
+
+
+def _read_npz(path: Path, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays ``keys`` of an .npz file (those it has), and the names of everything it holds.
+
+    Nothing is inflated before every wanted member's zip entry and .npy header
+    are checked: a 2 MB archive can inflate to gigabytes, and np.load would
+    allocate whatever a header declares.  Other members are never read.
+    """
+    try:
+        archive_size = path.stat().st_size
+        with zipfile.ZipFile(path) as zf:
+            members = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i for i in zf.infolist()}
+            entries = {k: _npy_entry(zf, members[k], path, k, archive_size) for k in keys if k in members}
+            # Each array as stored, plus a float32 (or int64-label) working copy of it.
+            need = sum(e.count * (e.dtype.itemsize + 4) for e in entries.values())
+            _check_memory(need, f"The arrays in {path.name}", "save a smaller part of the data.")
+            arrays = {k: _read_npy(zf, e) for k, e in entries.items()}
+    except DataError:
+        raise
+    except _NPZ_DAMAGE as exc:
+        raise DataError(f"{path.name} is not a valid .npz file ({_short(exc)}): save it again with "
+                        "numpy.savez.") from None
+    return arrays, sorted(members)
+
+
+def _npy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str, archive_size: int) -> _NpyEntry:
+    """Check a member's zip entry and read its .npy header: the sizes they declare must be ones the file can hold."""
+    damaged = f"{key} in {path.name} is damaged"
+    if not info.filename.endswith(".npy"):
+        raise DataError(f"{key} in {path.name} is not a numpy array (.npy): save the file with numpy.savez.")
+    deflated = info.compress_type == zipfile.ZIP_DEFLATED
+    stored = info.compress_type == zipfile.ZIP_STORED
+    if (info.compress_size > archive_size or (stored and info.file_size != info.compress_size)
+            or (deflated and info.file_size > (info.compress_size + 1) * _DEFLATE_MAX_RATIO)):
+        raise DataError(f"{damaged}: its zip entry says {info.compress_size:,} bytes inflate to "
+                        f"{info.file_size:,}, which cannot be. Save the file again with numpy.savez.")
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise DataError(f"{key} in {path.name} is a .npy of version {version[0]}.{version[1]}, which NeuralStudio "
+                            "does not read: save plain numeric arrays with numpy.savez.")
+        header_len = fh.tell()
+    if dtype.hasobject:
+        raise DataError(f"{path.name} stores Python objects (pickles), which NeuralStudio does not load for "
+                        "safety: save plain numeric arrays with numpy.savez.")
+    entry = _NpyEntry(info, tuple(int(d) for d in shape), dtype)
+    nbytes = entry.count * dtype.itemsize
+    if any(d < 0 for d in entry.shape) or nbytes > info.file_size - header_len:
+        raise DataError(f"{damaged}: its header declares an array of shape {_fmt(entry.shape)} ({nbytes:,} bytes) "
+                        f"but it holds {max(info.file_size - header_len, 0):,} bytes. Save the file again with "
+                        "numpy.savez.")
+    return entry
+
+
+def _read_npy(zf: zipfile.ZipFile, entry: _NpyEntry) -> np.ndarray:
+    """A checked member: numpy reads it in pieces into one array of the declared (and checked) size."""
+    with zf.open(entry.info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)

@@ -23,7 +23,7 @@ from neuralstudio.core.errors import UserError
 SIZE = 28  # the frame MNIST digits live in
 BOX = 20  # the longer side of the digit inside the frame
 INK_THRESHOLD = 0.1  # a pixel with at least this share of the brightest ink counts for the bounding box
-MAX_IMAGE_PIXELS = 50_000_000  # refuse decompression bombs with a message instead of a warning
+MAX_IMAGE_PIXELS = 4096 * 4096  # checked before decoding: a small file can declare billions of pixels
 
 
 class ImageFileError(UserError, ValueError):
@@ -110,47 +110,118 @@ def prepare_digit(gray: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def load_gray_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a PNG/JPEG digit as a white-on-black float32 array in [0, 1] (original size).
+def load_gray_image(path: str | os.PathLike[str], *, as_stored: bool = False) -> np.ndarray:
+    """Read an image file as a float32 grey array in [0, 1] (original size, upright).
 
-    Photos and scans are usually dark ink on light paper, the opposite of MNIST,
-    so an image whose border is mostly light is inverted.  The background level
-    (the border's median) is then subtracted so grey paper becomes black, and
-    the strongest ink is stretched to white.
-    Transparent pixels count as background.
+    Predicting and training read images through this one function, so that a
+    16-bit PNG, a float TIFF or a sideways phone photo means the same in both:
+
+    * The size is checked before any pixel is decoded (opening is lazy): a
+      small file can declare billions of pixels.  At most ``MAX_IMAGE_PIXELS``.
+    * The EXIF orientation is applied, so a photo taken sideways is upright.
+    * Grey levels are scaled by the image's real range, never clipped at 255:
+      8-bit images (and colour, palette, 1-bit) by 255; 16-bit ones (``I;16``)
+      by 65535; 32-bit integers (``I``) by 65535 too while they stay within
+      0..65535 (Pillow and most TIFF writers keep 16-bit data that way), else
+      by their own maximum (a 32-bit range of which only the maximum is
+      known); negative integers min-max.  Floats (``F``) stay as they are
+      within [0, 1], else min-max; NaN and infinite pixels become 0.
+
+    With ``as_stored=False`` (a digit to predict), photos and scans, usually
+    dark ink on light paper (the opposite of MNIST), are made white on black:
+    transparent pixels count as background, an image whose border is mostly
+    light is inverted, the background level (the border's median) is
+    subtracted so grey paper becomes black, and the strongest ink is stretched
+    to white.  With ``as_stored=True`` (a training image) the grey levels are
+    returned as stored, alpha ignored.
+
+    The standalone predict.py that the export writes copies this function's
+    source, so everything it needs is inside it.
 
     Raises:
-        ImageFileError: the file is missing, not an image, or too large.
+        ImageFileError: the file is missing, not an image, damaged, or too large.
     """
-    from PIL import Image, UnidentifiedImageError
+    import struct
+    import warnings
+
+    from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError, WebPImagePlugin  # noqa: F401
+
+    # Decoders for the formats a digit or a training image comes in (those this Pillow has); others are never
+    # tried: EPS would run Ghostscript, and each rarely used decoder is more code that a hostile file can reach.
+    Image.preinit()  # PNG, JPEG, BMP, GIF, PPM; the TIFF and WebP decoders are registered by their imports above
+    formats = [f for f in ("PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM") if f in Image.OPEN]
+    # What Pillow's decoders raise on damaged or hostile files.
+    damaged = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct.error,
+               ZeroDivisionError, OverflowError)
+
+    def grey_levels(img: Image.Image) -> np.ndarray:
+        """The grey levels in [0, 1], scaled by the image's real range (see above)."""
+        if img.mode not in ("I", "F") and not img.mode.startswith("I;"):
+            return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        arr = np.asarray(img)
+        if arr.dtype.kind == "f":
+            arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        lo = float(arr.min()) if arr.size else 0.0
+        hi = float(arr.max()) if arr.size else 0.0
+        if arr.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
+            return arr.astype(np.float32)
+        if arr.dtype.kind in "ui" and lo >= 0:
+            return (arr.astype(np.float32) / np.float32(max(hi, 65535.0))).astype(np.float32)
+        if hi <= lo:
+            return np.zeros(arr.shape, np.float32)
+        return ((arr.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)
+
+    def digit_levels(img: Image.Image) -> np.ndarray:
+        """Grey levels of a digit to predict: transparent pixels take the colour opposite to the ink."""
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            alpha = np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
+            lum = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
+            ink_is_dark = float((lum * alpha).sum()) < 0.5 * float(alpha.sum())
+            bg = 1.0 if ink_is_dark else 0.0
+            return lum * alpha + bg * (1.0 - alpha)
+        return grey_levels(img)
 
     p = Path(path)
     if not p.exists():
         raise ImageFileError(f"{p}: no such image file. Check the path.")
     if p.is_dir():
         raise ImageFileError(f"{p} is a folder; give a PNG or JPEG image file.")
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    if not p.is_file():
+        raise ImageFileError(f"{p} is not a regular file; give a PNG or JPEG image file.")
+    side = int(MAX_IMAGE_PIXELS ** 0.5)
+    too_large = f"NeuralStudio reads images of at most {MAX_IMAGE_PIXELS:,} pixels ({side}x{side}): shrink it first."
     try:
-        with Image.open(p) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                rgba = img.convert("RGBA")
-                alpha = np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
-                lum = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
-                # Transparent pixels take the colour opposite to the ink so they read as background.
-                ink_is_dark = float((lum * alpha).sum()) < 0.5 * float(alpha.sum())
-                bg = 1.0 if ink_is_dark else 0.0
-                arr = lum * alpha + bg * (1.0 - alpha)
-            else:
-                arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it; here that is an error like any other.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # "Corrupt EXIF data" and the like: the image is read all the same, or refused with a message.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            with Image.open(p, formats=formats) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageFileError(f"{p} is {width}x{height} pixels; {too_large}")
+                img.load()
+                try:
+                    ImageOps.exif_transpose(img, in_place=True)
+                except damaged:
+                    pass  # unreadable EXIF: keep the pixels as stored rather than refuse the image
+                arr = grey_levels(img) if as_stored else digit_levels(img)
+    except ImageFileError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageFileError(f"{p} has far too many pixels; {too_large}") from None
     except UnidentifiedImageError:
-        raise ImageFileError(f"{p} is not an image NeuralStudio can read; use a PNG or JPEG file.") from None
-    except Image.DecompressionBombError:
-        raise ImageFileError(f"{p} is too large ({MAX_IMAGE_PIXELS:,} pixels at most); resize it first.") from None
-    except OSError as exc:
-        raise ImageFileError(f"{p} could not be read as an image ({exc}); is the file complete?") from None
+        raise ImageFileError(f"{p} cannot be read as an image (not a format NeuralStudio reads); "
+                             "use a PNG or JPEG file.") from None
+    except damaged as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ImageFileError(f"{p} cannot be read as an image ({reason}); is the file complete? "
+                             "Save it again as PNG or JPEG.") from None
     if arr.ndim != 2 or min(arr.shape) < 1:
         raise ImageFileError(f"{p} has no pixels.")
+    if as_stored:
+        return arr
 
     border = np.concatenate([arr[0, :], arr[-1, :], arr[:, 0], arr[:, -1]])
     background = float(np.median(border))
