@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, gpu, gpu:N or all-gpus")
     p.add_argument("--mixed-precision", action="store_true",
                    help="compute in float16 on a GPU (faster on recent GPUs; the output layer stays float32)")
-    p.add_argument("--out", metavar="MODEL.keras", help="also save the trained model here")
+    p.add_argument("--out", metavar="MODEL.keras",
+                   help="also save the trained model here (.keras, or .h5 for Keras's legacy HDF5 format)")
     p.add_argument("--history", metavar="HISTORY.json", help="write the per-epoch metrics here")
     p.add_argument("--runs", metavar="DIR", help="the runs folder (default: the user data folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
@@ -140,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, momentum=args.momentum, loss=args.loss,
         validation_split=args.validation_split, seed=args.seed, early_stopping=args.early_stopping)
     if args.out and not str(args.out).lower().endswith((".keras", ".h5")):
-        raise UserError(f"--out {args.out}: the model file name must end in .keras.")
+        raise UserError(f"--out {args.out}: the model file name must end in .keras (or .h5 for Keras's legacy "
+                        "HDF5 format).")
 
     bar = ProgressBar(sys.stderr, settings.epochs, enabled=sys.stderr.isatty() and not args.json)
 

@@ -41,3 +41,13 @@ def shorten(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: messages quote values from untrusted files, which can be huge."""
     r = repr(value)
     return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def human_size(n: int) -> str:
+    """``48.8 kB`` for 48,800 bytes (decimal units, as file managers show them)."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"

@@ -6,7 +6,10 @@ attributes without running anything; the model itself is opened through
 :func:`neuralstudio.ml.model_files.load_keras_model`, so the same safety checks
 apply (a Lambda layer is refused unless the user trusts the file).  A model
 trained by NeuralStudio sits in a run folder beside its ``run.json``; its
-per-epoch history and final metrics are read from there.
+per-epoch history and final metrics are read from there.  Both the metadata and
+the ``run.json`` are untrusted like the model: they are read with bounded sizes
+and depths, and a damaged ``run.json`` only means "no training history", with a
+note saying why.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuralstudio.core.formatting import format_shape, format_value
+from neuralstudio.core.formatting import format_shape, format_value, human_size
+
+_MAX_METADATA_BYTES = 1_000_000
+_MAX_RUN_FILE_BYTES = 16 * 2**20  # a run keeps at most 4,000 batch points: about 1 MB
+_MAX_JSON_DEPTH = 32  # a run record nests 4 deep
 
 
 @dataclass
@@ -61,6 +68,7 @@ class ModelInfo:
         compiled: the optimizer and loss saved with the model, or {}.
         history: per-epoch metrics of the NeuralStudio run that produced it, or {}.
         run: a summary of that run (id, status, final metrics, data set), or {}.
+        notes: what could not be read beside the model (a damaged ``run.json``), for the user.
     """
 
     path: str
@@ -78,6 +86,7 @@ class ModelInfo:
     compiled: dict[str, Any] = field(default_factory=dict)
     history: dict[str, list[Any]] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def non_trainable_params(self) -> int:
@@ -123,8 +132,11 @@ class ModelInfo:
             final = self.run.get("final") or {}
             if final:
                 lines.append("  final: " + ", ".join(f"{k} {format_value(v)}" for k, v in final.items()))
+        elif self.notes:
+            lines.append("Training history: none shown.")
         else:
             lines.append("Training history: none recorded (the file was not saved by a NeuralStudio training run).")
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -132,41 +144,73 @@ def _format_label(fmt: str) -> str:
     return {"keras": "Keras archive (.keras)", "h5": "legacy HDF5 (.h5)"}.get(fmt, fmt)
 
 
-def human_size(n: int) -> str:
-    """``48.8 kB`` for 48,800 bytes (decimal units, as file managers show them)."""
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
 def file_metadata(path: str | os.PathLike[str]) -> dict[str, str | None]:
-    """The Keras version, save date and backend recorded in a model file (without loading the model)."""
-    p = Path(path)
-    meta: dict[str, str | None] = {"keras_version": None, "saved": None, "backend": None}
-    if p.suffix.lower() == ".keras":
-        try:
-            with zipfile.ZipFile(p) as zf:
-                if "metadata.json" in zf.namelist() and zf.getinfo("metadata.json").file_size < 1_000_000:
-                    data = json.loads(zf.read("metadata.json").decode("utf-8"))
-                    if isinstance(data, dict):
-                        meta["keras_version"] = _str_or_none(data.get("keras_version"))
-                        meta["saved"] = _str_or_none(data.get("date_saved"))
-        except (zipfile.BadZipFile, OSError, ValueError):
-            pass
-    else:
-        import h5py
+    """The Keras version, save date and backend recorded in a model file (without loading the model).
 
-        try:
-            with h5py.File(p, "r") as f:
-                for key, attr in (("keras_version", "keras_version"), ("backend", "backend")):
-                    val = f.attrs.get(attr)
-                    meta[key] = _str_or_none(val.decode() if isinstance(val, bytes) else val)
-        except OSError:
-            pass
+    Whatever is missing or unreadable is None: the metadata only decorates the description.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".keras":
+        return _zip_metadata(p)
+    return _h5_metadata(p)
+
+
+def _zip_metadata(p: Path) -> dict[str, str | None]:
+    meta: dict[str, str | None] = {"keras_version": None, "saved": None, "backend": None}
+    try:
+        with zipfile.ZipFile(p) as zf, zf.open("metadata.json") as fh:
+            raw = fh.read(_MAX_METADATA_BYTES + 1)
+        data = _bounded_json(raw, _MAX_METADATA_BYTES) if len(raw) <= _MAX_METADATA_BYTES else None
+    except Exception:  # noqa: BLE001 - no metadata.json, or one zipfile cannot unpack (it raises many kinds)
+        return meta
+    if isinstance(data, dict):
+        meta["keras_version"] = _str_or_none(data.get("keras_version"))
+        meta["saved"] = _str_or_none(data.get("date_saved"))
     return meta
+
+
+def _h5_metadata(p: Path) -> dict[str, str | None]:
+    import h5py
+
+    meta: dict[str, str | None] = {"keras_version": None, "saved": None, "backend": None}
+    try:
+        with h5py.File(p, "r") as f:
+            for key in ("keras_version", "backend"):
+                val = f.attrs.get(key)
+                meta[key] = _str_or_none(val.decode("utf-8", "replace") if isinstance(val, bytes) else val)
+    except Exception:  # noqa: BLE001 - h5py raises many kinds of error for a malformed file
+        pass
+    return meta
+
+
+def _bounded_json(raw: bytes, limit: int) -> Any:
+    """``raw`` parsed, or None when it is not JSON, too large, too many objects or too deeply nested to be ours.
+
+    A few megabytes of ``[{},{},...]`` become hundreds of megabytes of objects, and a deep one
+    breaks every recursive function that later touches it, so both are refused before or after parsing.
+    """
+    if len(raw) > limit or raw.count(b"{") + raw.count(b"[") > limit // 32:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return data if _json_depth(data) <= _MAX_JSON_DEPTH else None
+
+
+def _json_depth(data: Any) -> int:
+    """How deeply lists and objects nest in ``data`` (0 for a plain value), without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, dict):
+            obj = list(obj.values())
+        if isinstance(obj, list):
+            deepest = max(deepest, depth)
+            if depth > _MAX_JSON_DEPTH:
+                break
+            stack.extend((v, depth + 1) for v in obj if isinstance(v, (dict, list)))
+    return deepest
 
 
 def _str_or_none(v: Any) -> str | None:
@@ -194,20 +238,38 @@ def _layer_shape(layer: Any) -> str:
     return format_shape([None if d is None else int(d) for d in out.shape])
 
 
-def _run_summary(model_path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    """History and summary of the NeuralStudio run whose folder holds ``model_path``, if any."""
+def _run_summary(model_path: Path) -> tuple[dict[str, list[Any]], dict[str, Any], str | None]:
+    """History and summary of the NeuralStudio run whose folder holds ``model_path``, if any.
+
+    Returns:
+        The history, the summary, and a note for the user when a ``run.json`` is there but damaged.
+    """
     from neuralstudio.core.runs import RUN_FILE, RunRecord, RunsError
 
     run_file = model_path.parent / RUN_FILE
     if not run_file.is_file():
-        return {}, {}
+        return {}, {}, None
+    damaged = f"the {RUN_FILE} beside the model is damaged, so its training history is not shown"
     try:
-        rec = RunRecord.from_dict(json.loads(run_file.read_text(encoding="utf-8")), model_path.parent)
-    except (OSError, ValueError, RunsError):
-        return {}, {}
+        with open(run_file, "rb") as fh:
+            raw = fh.read(_MAX_RUN_FILE_BYTES + 1)
+    except OSError as exc:
+        return {}, {}, f"the {RUN_FILE} beside the model cannot be read ({exc.strerror or exc})"
+    if len(raw) > _MAX_RUN_FILE_BYTES:
+        return {}, {}, f"the {RUN_FILE} beside the model is too large to be a NeuralStudio run record"
+    data = _bounded_json(raw, _MAX_RUN_FILE_BYTES)
+    if data is None:
+        return {}, {}, damaged
+    try:
+        rec = RunRecord.from_dict(data, model_path.parent)
+        history = rec.history()
+    except RunsError as exc:
+        return {}, {}, str(exc).rstrip(".")
+    except (ValueError, TypeError, OverflowError):
+        return {}, {}, damaged
     summary = {"id": rec.id, "created": rec.created, "status": rec.status, "name": rec.name,
                "data": rec.data.get("name"), "final": dict(rec.final)}
-    return rec.history(), summary
+    return history, summary, None
 
 
 def info_from_model(model: Any, path: str | os.PathLike[str] | None = None) -> ModelInfo:
@@ -235,7 +297,8 @@ def info_from_model(model: Any, path: str | os.PathLike[str] | None = None) -> M
         info.file_size = p.stat().st_size
         meta = file_metadata(p)
         info.keras_version, info.saved, info.backend = meta["keras_version"], meta["saved"], meta["backend"]
-        info.history, info.run = _run_summary(p)
+        info.history, info.run, note = _run_summary(p)
+        info.notes = [note] if note else []
     return info
 
 

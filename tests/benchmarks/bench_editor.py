@@ -103,7 +103,8 @@ def main() -> None:
             t = time.perf_counter()
             w.editor.push(cmd.SetParamCommand(g, dense.id, "units", 10))
             dense_id = dense.id
-            _wait(app, lambda: w.editor.analysis_current and w.editor.last_analysis.infos[dense_id].output_shape[-1] == 10)  # noqa: B023
+            ed = w.editor
+            _wait(app, lambda: ed.analysis_current and ed.last_analysis.infos[dense_id].output_shape[-1] == 10)  # noqa: B023
             reval = time.perf_counter() - t
             if args.screenshots:
                 w.view.zoom_to_fit()
@@ -114,7 +115,8 @@ def main() -> None:
                     app.processEvents()
                 w.grab().save(str(args.screenshots / "design-resnet50.png"))
         rows.append((name, n_layers, len(g), plain, opened, total, lay, statistics.median(frames) * 1000,
-                     max(frames) * 1000, reval, len(w.editor.last_analysis.errors), w.editor.last_analysis.total_params))
+                     max(frames) * 1000, reval, len(w.editor.last_analysis.errors),
+                     w.editor.last_analysis.total_params))
     w.shutdown()
 
     print(f"{'model':13} {'keras layers':>12} {'nodes':>6} {'keras load s':>12} {'open+layout s':>13} "

@@ -9,9 +9,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from neuralstudio.core.formatting import human_size  # noqa: E402
 from neuralstudio.core.runs import RUN_FILE, RunRecord  # noqa: E402
 from neuralstudio.ml.model_files import ModelFileError, save_keras_model  # noqa: E402
-from neuralstudio.ml.model_info import human_size, model_info  # noqa: E402
+from neuralstudio.ml.model_info import model_info  # noqa: E402
 
 
 def _model() -> keras.Model:

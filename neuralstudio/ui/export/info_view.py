@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from neuralstudio.core.formatting import format_shape, format_value
+from neuralstudio.core.formatting import format_shape, format_value, human_size
 from neuralstudio.ml.export_formats import FORMATS
-from neuralstudio.ml.model_info import ModelInfo, human_size
+from neuralstudio.ml.model_info import ModelInfo
 
 
 def _table(headers: list[str]) -> QTableWidget:
