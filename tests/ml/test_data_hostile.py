@@ -267,7 +267,7 @@ def test_memory_budget_is_at_most_4_gib_and_positive():
 
 
 def test_the_memory_check_names_the_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "memory_budget_bytes", lambda: 10_000)
+    monkeypatch.setattr(data.budget, "memory_budget_bytes", lambda: 10_000)  # looked up where _check_memory is
     x = np.zeros((20, 28, 28), np.uint8)
     np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(20) % 2)
     with pytest.raises(DataError, match=r"The arrays in d.npz would take 76.8 kB of memory, more than the 9.8 kB"):

@@ -119,6 +119,8 @@ class ModelInfoView(QWidget):
             final = ", ".join(f"{k} {format_value(v)}" for k, v in (info.run.get("final") or {}).items())
             self.history_note.setText(f"Run {info.run.get('id', '?')} ({info.run.get('status', '?')}, "
                                       f"data: {info.run.get('data') or '?'})" + (f". Final: {final}" if final else ""))
+        elif info.notes:  # a run record was there but could not be read: say so, not "never trained here"
+            self.history_note.setText(" ".join(info.notes))
         else:
             self.history_note.setText("No training history recorded: the file was not saved by a NeuralStudio "
                                       "training run.")
