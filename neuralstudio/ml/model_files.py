@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from neuralstudio.core.atomic import atomic_path
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.formatting import human_size
+from neuralstudio.core.memory import memory_budget_bytes
 
 KERAS_SUFFIXES = (".keras",)
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -71,7 +72,6 @@ _MAX_H5_OBJECTS = 100_000  # groups and datasets in a weights file
 _MIN_H5_OBJECTS = 10_000  # a large model whose config lists no layers (a Keras-hub backbone)
 _H5_OBJECTS_PER_LAYER = 25  # Keras writes 3 to 8 (a group, its variables, the optimizer's slots)
 _BYTES_PER_WEIGHT = 4  # float32
-_BUDGET_CAP_BYTES = 4 * 2**30
 _END_RECORD = b"PK\x05\x06"
 _END_RECORD_SIZE = 22
 _ZIP64_LOCATOR = b"PK\x06\x07"
@@ -122,34 +122,12 @@ class UntrustedCodeError(ModelFileError):
 
 # ---------------------------------------------------------------- memory budget
 def memory_budget() -> int:
-    """The most memory (bytes) a model file may ask for: min(4 GiB, half the physical memory).
+    """The most memory (bytes) a model file may ask for: the budget of every untrusted file.
 
     A file whose declared sizes exceed this would push the computer into swapping or be killed
     before Keras could say anything, so it is refused up front instead.
     """
-    physical = _physical_memory()
-    return _BUDGET_CAP_BYTES if physical is None else min(_BUDGET_CAP_BYTES, physical // 2)
-
-
-def _physical_memory() -> int | None:
-    """Bytes of RAM, or None where the system does not say."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, OSError, ValueError):
-        pass
-    try:  # Windows
-        import ctypes
-
-        class _MemoryStatus(ctypes.Structure):
-            _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
-                        ("available", ctypes.c_ulonglong), ("_rest", ctypes.c_ulonglong * 5)]
-
-        status = _MemoryStatus(length=ctypes.sizeof(_MemoryStatus))
-        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
-            return int(status.total)
-    except (AttributeError, OSError, ImportError):
-        pass
-    return None
+    return memory_budget_bytes()
 
 
 def _too_big(p: Path, what: str, need: int) -> ModelFileError:

@@ -166,7 +166,9 @@ def test_weights_declared_beyond_the_budget_in_a_plain_h5(tmp_path, monkeypatch)
 def test_memory_budget_is_at_most_half_the_ram_and_4_gib():
     budget = model_files.memory_budget()
     assert 0 < budget <= 4 * 2**30
-    ram = model_files._physical_memory()
+    from neuralstudio.core import memory
+
+    ram = memory._physical_memory_bytes()
     assert ram is None or budget <= ram // 2
 
 

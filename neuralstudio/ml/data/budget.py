@@ -8,68 +8,17 @@ reads apply to more than one format.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import IO
 
 import numpy as np
 
+from neuralstudio.core.memory import MAX_DATA_BYTES, memory_budget_bytes
 from neuralstudio.ml.data.dataset import DataError
 
-MAX_DATA_BYTES = 4 * 1024**3  # the most memory one data set may take, on any computer
+__all__ = ["MAX_DATA_BYTES", "memory_budget_bytes"]  # re-exported: the data package's public names
+
 _DEFLATE_MAX_RATIO = 1032  # deflate (gzip, zip) cannot inflate one byte into more than this
 _READ_CHUNK = 16 * 1024 * 1024  # bounded reads go in pieces of this size
-
-
-def memory_budget_bytes() -> int:
-    """The most memory one data set may take: 4 GiB, or half the RAM, or half an address-space limit if smaller.
-
-    Every loader checks what a file will cost against this before allocating,
-    so that a small hostile or damaged file gives a message instead of
-    swapping the computer to a halt or dying of MemoryError.  Half, because
-    training needs room besides the data (the model, batches, a copy of the
-    arrays for the framework).
-    """
-    limits = [MAX_DATA_BYTES]
-    for total in (_physical_memory_bytes(), _address_space_limit()):
-        if total:
-            limits.append(total // 2)
-    return min(limits)
-
-
-def _physical_memory_bytes() -> int | None:
-    """The computer's RAM, or None where it cannot be found out."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        pass
-    if sys.platform == "win32":
-        try:
-            import ctypes
-
-            class MemoryStatus(ctypes.Structure):
-                _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total_phys", ctypes.c_ulonglong),
-                            ("avail_phys", ctypes.c_ulonglong), ("total_page", ctypes.c_ulonglong),
-                            ("avail_page", ctypes.c_ulonglong), ("total_virtual", ctypes.c_ulonglong),
-                            ("avail_virtual", ctypes.c_ulonglong), ("avail_extended", ctypes.c_ulonglong)]
-
-            status = MemoryStatus()
-            status.length = ctypes.sizeof(MemoryStatus)
-            if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
-                return int(status.total_phys)
-        except (AttributeError, OSError, ValueError):
-            pass
-    return None
-
-
-def _address_space_limit() -> int | None:
-    """The process's address-space limit (``ulimit -v``), or None when there is none."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-    return None if soft == resource.RLIM_INFINITY or soft <= 0 else int(soft)
 
 
 def _size_text(nbytes: int) -> str:
