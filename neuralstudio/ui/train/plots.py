@@ -22,6 +22,8 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette, QPen
 from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from neuralstudio.core.numbers import as_number
+
 #: colours of the live curves (train batch, train epoch, validation epoch)
 BATCH_COLOR = (100, 149, 237, 150)
 TRAIN_COLOR = (30, 90, 200)
@@ -526,13 +528,3 @@ class TrainingPlots(QWidget):
         text = f"epoch {x:.2f}   " + ("   ".join(lines) if lines else "no data yet")
         self.hover_label.setText(text)
         self.hover_text_changed.emit(text)
-
-
-def as_number(v: Any, default: float | None = None) -> float | None:
-    """``v`` as a float, or ``default`` when it is missing or not a number."""
-    if v is None or isinstance(v, bool):
-        return default
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return default

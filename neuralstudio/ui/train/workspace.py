@@ -1,13 +1,17 @@
 """The Train workspace: hyperparameters, a Train button, live plots, and past runs to compare.
 
-Threading (DESIGN.md): pressing Train snapshots the design and the form into a
-:class:`RunRequest`, moves a :class:`TrainWorker` to a fresh QThread and starts
-it.  The worker calls the Qt-free trainer, whose reporter only appends to a
-lock-protected buffer.  A 20 Hz GUI timer drains the buffer into the plots'
-preallocated arrays and the progress widgets, so the number of Qt calls does
-not grow with the number of batches.  The run ends with one queued signal; the
-thread's ``finished`` signal closes the run in the GUI, after which no thread
-of this workspace is left running.
+Threading (docs/ARCHITECTURE.md, "Train -> worker -> plots"): pressing Train snapshots the design and
+the form into a :class:`RunRequest`, moves a :class:`TrainWorker` to a fresh QThread and starts it. The
+worker calls the Qt-free trainer, whose reporter only appends to a lock-protected buffer. A 15 Hz GUI
+timer drains the buffer into the plots' preallocated arrays and the progress widgets, so the number of Qt
+calls does not grow with the number of batches. The run ends with one queued signal; the thread's
+``finished`` signal closes the run in the GUI, after which no thread of this workspace is left running.
+
+Only widgets and wiring live here. The logic is Qt-free and tested without a display: progress, speed
+and time left (``core/progress.py``), overfitting detection (``core/overfitting.py``), end-of-run
+messages (``core/run_outcome.py``), event-log lines (``core/run_log.py``), time-per-epoch estimates
+(``core/epoch_estimate.py``), speed measurement (``ml/speed.py``) and the model's size
+(``ml/model_size.py``).
 """
 
 from __future__ import annotations
@@ -38,17 +42,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from neuralstudio.core import run_outcome
 from neuralstudio.core.design import Design, design_from_dict
+from neuralstudio.core.epoch_estimate import NO_ESTIMATE, estimate_from_runs, measured_estimate
 from neuralstudio.core.errors import UserError
-from neuralstudio.core.formatting import format_duration
+from neuralstudio.core.numbers import as_number
+from neuralstudio.core.overfitting import OverfittingWatch, overfitting_message, overfitting_start
+from neuralstudio.core.progress import RunProgress, final_speed_text
+from neuralstudio.core.run_log import epoch_line, run_start_line, stopped_epoch_line
 from neuralstudio.core.runs import RunRecord, RunsStore
+from neuralstudio.core.training_settings import TrainingSettings
+from neuralstudio.ml.model_size import model_size_text
+from neuralstudio.ml.speed import epoch_examples, measure_samples_per_second
 from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.responsiveness import favor_gui_thread
 from neuralstudio.ui.tasks import TaskRunner, on_python_thread
-from neuralstudio.ui.train.plots import TrainingPlots, as_number
+from neuralstudio.ui.train.plots import TrainingPlots
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
 from neuralstudio.ui.train.worker import ReportBuffer, RunRequest, TrainWorker
+
+# overfitting_start is also imported from here; model_size_text and measure_samples_per_second are called
+# through this module's names, which the tests replace
+__all__ = ["TrainWorkspace", "default_confirm_close", "measure_samples_per_second", "model_size_text",
+           "overfitting_start", "running_training_threads"]
 
 #: every training QThread started by a workspace (tests check none is left running)
 LIVE_THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
@@ -60,6 +77,7 @@ def running_training_threads() -> int:
 
     return sum(1 for t in list(LIVE_THREADS) if shiboken6.isValid(t) and t.isRunning())
 
+
 #: the widest text the speed label shows (it has a fixed width)
 SPEED_TEXT_WIDEST = "888,888 samples/s · 88.8 min left"
 #: the progress bars' look: flat, so that an update costs a rectangle fill and the text
@@ -67,23 +85,7 @@ PROGRESS_STYLE = ("QProgressBar { border: 1px solid #b8c2cc; border-radius: 3px;
                   " text-align: center; color: #1a202c; }"
                   " QProgressBar::chunk { background: #90cdf4; border-radius: 2px; }")
 DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
-OVERFIT_EPOCHS = 2  # consecutive epochs of rising val loss with falling train loss
 CLOSE_WAIT_S = 120.0
-
-
-def overfitting_start(train_loss: list[float], val_loss: list[float], n: int = OVERFIT_EPOCHS) -> int | None:
-    """The 1-based epoch after which validation loss rose ``n`` epochs in a row while training loss fell.
-
-    Returns None when the last ``n`` epochs do not show that pattern.
-    """
-    if len(val_loss) < n + 1 or len(train_loss) < n + 1:
-        return None
-    vl, tl = val_loss[-(n + 1):], train_loss[-(n + 1):]
-    if any(v is None or not math.isfinite(v) for v in vl + tl):
-        return None
-    if all(vl[i + 1] > vl[i] for i in range(n)) and all(tl[i + 1] < tl[i] for i in range(n)):
-        return len(val_loss) - n
-    return None
 
 
 def default_confirm_close(parent: QWidget) -> bool:
@@ -340,7 +342,7 @@ class TrainWorkspace(QWidget):
 
         snapshot = design_from_dict(self._design.to_dict(), self._design.name)
         snapshot.training = settings
-        data = self._dataset if self._dataset is not None else self.settings_panel.data_source()
+        data = self._training_data()
         if self._dataset is None:
             snapshot.data = {**snapshot.data, "source": data}
         initial = None
@@ -354,11 +356,10 @@ class TrainWorkspace(QWidget):
         self._control = TrainControl()
         self._result = None
         self._crash = None
-        self._reset_run_state()
+        self._reset_run_state(settings)
         self.plots.reset(epochs=settings.epochs)
         self.log_view.clear()
-        self._log(f"Training {snapshot.name}: {settings.optimizer}, learning rate {settings.learning_rate:g}, "
-                  f"batch size {settings.batch_size}, {settings.epochs} epochs on {self._data_name()}.")
+        self._log(run_start_line(snapshot.name, settings, self._data_name()))
         if initial is not None:
             self._log(f"Continuing from {self._start_label or 'the current model'}.")
         self._say("Preparing the data and building the network…")
@@ -383,7 +384,6 @@ class TrainWorkspace(QWidget):
             self.repaint()
         favor_gui_thread()
         gui_garbage_collector().set_busy(self, True)  # no 80 ms full pass in the middle of the plots
-        self._t0 = time.perf_counter()
         thread.start()
         self._timer.start()
         return True
@@ -457,22 +457,21 @@ class TrainWorkspace(QWidget):
         save_keras_model(model, path)
 
     # --------------------------------------------------------------- run display
-    def _reset_run_state(self) -> None:
-        self._steps: dict[int, int] = {}  # batches seen per epoch
-        self._steps_guess = 0
-        self._last_batch: tuple[int, int] = (0, -1)
-        self._epochs_done = 0
-        self._epoch_logs: list[dict[str, Any]] = []
-        self._samples_seen = 0
-        self._last_x = 0.0
-        self._sps = 0.0
-        self._meta_fit_samples = 0
+    def _reset_run_state(self, settings: TrainingSettings | None = None) -> None:
+        """A fresh progress and overfitting watch for a run with ``settings`` (defaults before any run)."""
+        self._progress = RunProgress.for_settings(settings or TrainingSettings())
+        self._overfitting = OverfittingWatch()
         self._training_said = False
         self.epoch_bar.setFormat("epoch %p%")
         self.run_bar.setFormat("run %p%")
         self.epoch_bar.setValue(0)
         self.run_bar.setValue(0)
         self.speed_label.setText("")
+
+    @property
+    def _epochs_done(self) -> int:
+        """Epochs completed in the current run (the window benchmark prints it)."""
+        return self._progress.epochs_done
 
     def _on_drain_timer(self) -> None:
         if self._buffer is None:
@@ -482,51 +481,24 @@ class TrainWorkspace(QWidget):
             self._result = d.result
         if d.failure and self._crash is None:
             self._crash = d.failure
-        if d.meta:
-            self._apply_meta(d.meta)
+        n = d.meta.get("train_samples")
+        if isinstance(n, int):
+            self._progress.set_train_samples(n)
         for m in d.messages:
             self._log(m)
         if d.batches:
-            xs, losses, accs = [], [], []
-            fit = self._fit_samples()
-            for epoch, batch, logs in d.batches:
-                self._steps[epoch] = max(self._steps.get(epoch, 0), batch + 1)
-                samples = as_number(logs.get("samples"))
-                if fit and samples is not None:
-                    x = samples / fit  # exact: the trainer counts examples seen since the start
-                else:
-                    steps = self._steps_guess or self._steps[epoch]
-                    x = epoch + (batch + 1) / max(steps, batch + 1)
-                xs.append(x)
-                loss = as_number(logs.get("loss"))
-                losses.append(math.nan if loss is None else loss)
-                acc = as_number(logs.get("accuracy"))
-                accs.append(math.nan if acc is None else acc)
-                self._last_batch = (epoch, batch)
-                self._last_x = x
-                if samples is not None:
-                    self._samples_seen = int(samples)
-                sps = as_number(logs.get("samples_per_second"))
-                if sps:
-                    self._sps = sps
-            self.plots.add_batches(xs, losses, accs)
-            self._update_progress()
+            self._add_batches(d.batches)
         for epoch, logs in d.epochs:
             self._on_epoch(epoch, logs)
         if self.plots.isVisible():  # on another tab: keep the points, draw them when the tab is shown
             self.plots.refresh()
 
-    def _fit_samples(self) -> int:
-        """Training examples per epoch (after the validation split), when known."""
-        return int(getattr(self, "_meta_fit_samples", 0) or 0)
-
-    def _apply_meta(self, meta: dict[str, Any]) -> None:
-        n = meta.get("train_samples")
-        if isinstance(n, int) and self._request is not None:
-            s = self._request.settings
-            fit = n - int(round(n * s.validation_split))  # as data.stratified_split does
-            self._meta_fit_samples = fit
-            self._steps_guess = max(1, math.ceil(fit / s.batch_size))
+    def _add_batches(self, batches: list[tuple[int, int, dict[str, Any]]]) -> None:
+        xs = [self._progress.add_batch(epoch, batch, logs) for epoch, batch, logs in batches]
+        losses = [as_number(logs.get("loss"), math.nan) for _e, _b, logs in batches]
+        accs = [as_number(logs.get("accuracy"), math.nan) for _e, _b, logs in batches]
+        self.plots.add_batches(xs, losses, accs)
+        self._update_progress()
 
     def _update_progress(self) -> None:
         if self._request is None:
@@ -541,51 +513,32 @@ class TrainWorkspace(QWidget):
 
     def _set_progress(self) -> None:
         assert self._request is not None
-        epochs = self._request.settings.epochs
-        epoch, batch = self._last_batch
-        x = self._last_x
-        self.epoch_bar.setValue(int(round(100 * min(1.0, x - epoch))) if x > epoch else 0)
-        self.run_bar.setValue(int(round(100 * min(1.0, x / epochs))))
-        fit = self._fit_samples()
-        if self._sps > 0:
-            left = (epochs - x) * fit / self._sps if fit else math.nan
-            self.speed_label.setText(f"{self._sps:,.0f} samples/s · {format_duration(left)} left")
-        steps = self._steps_guess or self._steps.get(epoch, batch + 1)
+        p = self._progress
+        self.epoch_bar.setValue(p.epoch_percent())
+        self.run_bar.setValue(p.run_percent())
+        speed = p.speed_text()
+        if speed:
+            self.speed_label.setText(speed)
         # progress-bar formats, not a word-wrapped label: a label's new text re-lays out the window
-        self.epoch_bar.setFormat(f"epoch {epoch + 1}/{epochs} · batch {batch + 1}/{steps}")
-        self.run_bar.setFormat(f"run %p% · epoch {epoch + 1} of {epochs}")
+        self.epoch_bar.setFormat(p.epoch_text())
+        self.run_bar.setFormat(f"run %p% · {p.run_text()}")
         if not self.is_paused() and not self._training_said:
             self._training_said = True
             self._say(f"Training {self._request.design.name}…")
 
     def _on_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
-        partial = bool(logs.get("partial"))
-        if partial:  # cut short by a stop: plotted where it stopped, not used for overfitting
-            self.plots.add_epoch(max(self._last_x, epoch), logs)
-            self._log(f"epoch {epoch + 1} stopped early: loss {as_number(logs.get('loss')) or math.nan:.4f}")
+        if logs.get("partial"):  # cut short by a stop: plotted where it stopped, not used for overfitting
+            self.plots.add_epoch(max(self._progress.position, epoch), logs)
+            self._log(stopped_epoch_line(epoch, logs))
             return
-        self._epochs_done = epoch + 1
-        self._epoch_logs.append(logs)
-        if epoch in self._steps and not self._fit_samples():
-            self._steps_guess = self._steps[epoch]
+        self._progress.end_epoch(epoch)
         self.plots.add_epoch(epoch + 1, logs)
-        parts = [f"epoch {epoch + 1}:"]
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            v = as_number(logs.get(key))
-            if v is not None:
-                parts.append(f"{key} {v:.4f}")
-        self._log(" ".join(parts))
-        tl = [as_number(e.get("loss")) for e in self._epoch_logs]
-        vl = [as_number(e.get("val_loss")) for e in self._epoch_logs]
-        if self.plots.overfit_epoch is None and all(v is not None for v in tl + vl):
-            start = overfitting_start(tl, vl)  # type: ignore[arg-type]
-            if start is not None:
-                msg = (f"Overfitting since epoch {start}: validation loss has risen for {OVERFIT_EPOCHS} epochs "
-                       "while training loss kept falling, so the network is memorising the training examples "
-                       "instead of learning what generalises; stop earlier (early stopping), add Dropout or use "
-                       "more data.")
-                self.plots.mark_overfitting(start, msg)
-                self._log(msg)
+        self._log(epoch_line(epoch, logs))
+        start = self._overfitting.add_epoch(logs)
+        if start is not None and self.plots.overfit_epoch is None:
+            msg = overfitting_message(start)
+            self.plots.mark_overfitting(start, msg)
+            self._log(msg)
 
     # ---------------------------------------------------------------- run end
     def _on_worker_done(self, result: Any) -> None:
@@ -647,55 +600,30 @@ class TrainWorkspace(QWidget):
         self.last_result = result
         msg = self.end_message(result)
         self.last_message = msg
-        status = getattr(result, "status", "failed")
-        self._say(msg, error=status in ("nan", "failed"))
+        self._say(msg, error=run_outcome.is_error(result))
         self._log(msg)
-        if status in ("finished", "early_stopped"):
+        if run_outcome.is_complete(result):
             self.epoch_bar.setValue(100)
             self.run_bar.setValue(100)
-        sps = as_number(getattr(result, "samples_per_second", None))
-        if sps:  # nothing is "left" any more: keep only the speed of the whole run
-            self.speed_label.setText(f"{sps:,.0f} samples/s")
+        speed = final_speed_text(as_number(getattr(result, "samples_per_second", None)))
+        if speed:  # nothing is "left" any more: keep only the speed of the whole run
+            self.speed_label.setText(speed)
         model = getattr(result, "model", None)
-        if model is not None and status != "nan":
+        if model is not None and run_outcome.run_status(result) != "nan":
             label = f"{self._request.design.name if self._request else 'model'} ({getattr(result, 'run_id', '')})"
             self.model_trained.emit(model, label.strip(), self._request.design if self._request else None)
 
     def end_message(self, result: Any) -> str:
         """The end-of-run message in plain words, with the next step where there is one."""
-        status = getattr(result, "status", "failed")
-        given = str(getattr(result, "message", "") or "").strip()
-        epochs = getattr(result, "epochs_run", self._epochs_done)
-        acc = as_number(getattr(result, "test_accuracy", None))
-        vacc = as_number(getattr(result, "val_accuracy", None))
-        secs = as_number(getattr(result, "seconds", None)) or 0.0
-        score = ""
-        if acc is not None:
-            score = f" Test accuracy {acc:.2%}."
-        elif vacc is not None:
-            score = f" Validation accuracy {vacc:.2%}."
-        if status == "finished":
-            head = given or f"Training finished: {epochs} epochs in {format_duration(secs)}."
-            nxt = " Next: draw digits in the Predict workspace, or change a setting and train again to compare."
-            return head + ("" if acc is None or f"{acc:.2%}" in head else score) + nxt
-        if status == "early_stopped":
-            head = given or (f"Early stopping ended training after {epochs} epochs: validation loss stopped "
-                             "improving, so more epochs would not help.")
-            return head + ("" if acc is None or f"{acc:.2%}" in head else score)
-        if status == "stopped":
-            e, b = self._last_batch
-            head = given or f"Stopped at epoch {e + 1}, batch {b + 1}."
-            return head + " The network keeps what it learned: press Save model… to keep it as a .keras file."
-        if status == "nan":
-            if given:
-                return given
-            e, b = self._last_batch
-            lr = self._request.settings.learning_rate if self._request else None
-            tip = f" with learning rate {lr:g}: try {lr / 10:g}" if lr else ": try a smaller learning rate"
-            return f"The loss became NaN at epoch {e + 1}, batch {b + 1}{tip}."
-        return given or "Training failed: the event log has details."
+        return run_outcome.end_message(
+            result, epochs_done=self._progress.epochs_done, last_batch=self._progress.last_batch,
+            learning_rate=self._request.settings.learning_rate if self._request else None)
 
     # ---------------------------------------------------------------- helpers
+    def _training_data(self) -> Any:
+        """What a run trains on: the in-memory data set when one was given, else the form's data source."""
+        return self._dataset if self._dataset is not None else self.settings_panel.data_source()
+
     def _data_name(self) -> str:
         if self._dataset is not None:
             return str(getattr(self._dataset, "name", "the given data"))
@@ -746,8 +674,7 @@ class TrainWorkspace(QWidget):
         self._detect_devices()
 
     def _show_info(self) -> None:
-        estimate = self._measured_text or self._estimate_from_runs() or "Time per epoch: press Measure speed, or " \
-            "train once."
+        estimate = self._measured_text or estimate_from_runs(self.runs_panel.records) or NO_ESTIMATE
         self.settings_panel.estimate_label.setText(" ".join(t for t in (self._size_text, estimate) if t))
 
     def _info_runner(self) -> TaskRunner:
@@ -795,17 +722,6 @@ class TrainWorkspace(QWidget):
         if self._own_runner and self._runner is not None:
             self._runner.shutdown()
 
-    def _estimate_from_runs(self) -> str:
-        recs = [r for r in self.runs_panel.records if as_number(r.timing.get("samples_per_second"))]
-        if not recs:
-            return ""
-        rec = recs[0]
-        sps = as_number(rec.timing.get("samples_per_second")) or 0.0
-        n = as_number(rec.timing.get("train_samples")) or as_number(rec.data.get("train_size")) or 0.0
-        if sps <= 0 or n <= 0:
-            return ""
-        return f"About {format_duration(n / sps)} per epoch ({sps:,.0f} samples/s in the last run)."
-
     # ------------------------------------------------------------------- slots
     def _on_train_clicked(self) -> None:
         self.start()
@@ -846,7 +762,11 @@ class TrainWorkspace(QWidget):
         self._info_dirty = True
 
     def _on_measure_clicked(self) -> None:
-        """Time a few real training steps on zeros of the right shape, in the background (a second or two)."""
+        """Time a few real training steps on zeros of the right shape, in the background (a second or two).
+
+        The time per epoch is for the examples of the chosen data source, after the validation split (a data
+        file is loaded to be counted, in the same background job; the named data sets are known).
+        """
         if self._design is None or self.is_running() or self._measuring:
             return
         try:
@@ -854,20 +774,21 @@ class TrainWorkspace(QWidget):
         except UserError as exc:
             self._say(f"Cannot measure: {exc}")
             return
-        design, before = self._design, self.status_label.text()
-        n = len(self._dataset.x_train) if self._dataset is not None else 8000
-        fit = n * (1 - settings.validation_split)
+        design, data, before = self._design, self._training_data(), self.status_label.text()
+
+        def measure() -> tuple[float, int]:
+            examples = epoch_examples(data, settings)  # of the chosen data, after the validation split
+            return measure_samples_per_second(design, settings), examples
 
         def finished() -> None:
             self._measuring = False
             self._update_buttons()
 
-        def done(sps: float) -> None:
+        def done(measured: tuple[float, int]) -> None:
             finished()
             self._say(before)
             if design is self._design:  # else the estimate belongs to a design no longer shown
-                self._measured_text = (f"About {format_duration(fit / sps)} per epoch (measured {sps:,.0f} "
-                                       "samples/s on this machine).")
+                self._measured_text = measured_estimate(*measured)
                 self._show_info()
 
         def failed(exc: BaseException, _tb: str) -> None:
@@ -878,7 +799,7 @@ class TrainWorkspace(QWidget):
         self._update_buttons()
         self._say("Measuring the speed: timing a few training steps…")
         # compiled on a plain Python thread (see tasks.on_python_thread), queued behind any analysis
-        job = on_python_thread(lambda: measure_samples_per_second(design, settings), "neuralstudio-measure")
+        job = on_python_thread(measure, "neuralstudio-measure")
         self._info_runner().submit(job, done, failed)
 
     def _on_overlay_changed(self, records: list[RunRecord]) -> None:
@@ -914,38 +835,3 @@ def _device_report() -> Any:
     from neuralstudio.ml.devices import device_report  # imported here too: 50 ms of module loading
 
     return device_report()
-
-
-def model_size_text(design: Design) -> str:
-    """The design's parameter count and float32 size in words (the shape-only analysis: no model is built)."""
-    from neuralstudio.ml.builder import analyze
-
-    analysis = analyze(design.graph, build=False, loss=design.training.loss)
-    if not analysis.ok:
-        return "The network cannot be built yet: " + analysis.errors[0].message
-    p = analysis.total_params
-    return f"Model: {p:,} parameters ({p * 4 / 1e6:.2f} MB as float32)."
-
-
-def measure_samples_per_second(design: Design, settings: Any, steps: int = 5) -> float:
-    """Samples per second of a few real training steps of ``design`` on zeros (after one warm-up step)."""
-    import numpy as np
-
-    from neuralstudio.ml.builder import build_model
-
-    model = build_model(design.graph)
-    loss = settings.loss
-    model.compile(optimizer="adam", loss=loss)
-    shape = tuple(d if d is not None else settings.batch_size for d in model.inputs[0].shape)
-    shape = (settings.batch_size, *shape[1:])
-    x = np.zeros(shape, dtype="float32")
-    out_shape = tuple(model.outputs[0].shape)
-    if loss == "sparse_categorical_crossentropy":
-        y = np.zeros((settings.batch_size,), dtype="int64")
-    else:
-        y = np.zeros((settings.batch_size, *out_shape[1:]), dtype="float32")
-    model.train_on_batch(x, y)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return steps * settings.batch_size / (time.perf_counter() - t0)
