@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
+from support import image_mlp, mnist_slice
 from window_helpers import open_file  # noqa: E402
 
 from neuralstudio.core.design import Design
-from neuralstudio.core.graph import Graph
 from neuralstudio.core.training_settings import TrainingSettings
 
 pytest.importorskip("pytestqt")
@@ -18,25 +18,13 @@ RUN_TIMEOUT_MS = 90_000
 
 
 def tiny_design(hidden: int = 32) -> Design:
-    g = Graph()
-    a = g.add_node("InputLayer", {"batch_shape": [None, 28, 28]}, name="image")
-    b = g.add_node("Flatten", {}, name="flat")
-    c = g.add_node("Dense", {"units": hidden, "activation": "relu"}, name="hidden")
-    d = g.add_node("Dense", {"units": 10, "activation": "softmax"}, name="digit")
-    g.connect(a.id, b.id)
-    g.connect(b.id, c.id)
-    g.connect(c.id, d.id)
-    return Design(graph=g, name=f"tiny{hidden}")
+    return image_mlp(f"tiny{hidden}", hidden=hidden)
 
 
 @pytest.fixture(scope="module")
 def tiny_data():
     """600 training and 100 test images of the bundled MNIST sample (as in test_train_workspace)."""
-    from neuralstudio.ml.data import Dataset, load_dataset
-
-    ds = load_dataset("mnist-sample")
-    return Dataset(name="mnist-sample (600)", x_train=ds.x_train[:600], y_train=ds.y_train[:600],
-                   x_test=ds.x_test[:100], y_test=ds.y_test[:100], class_names=ds.class_names, source="test slice")
+    return mnist_slice(600, 100)
 
 
 @pytest.fixture(scope="module")

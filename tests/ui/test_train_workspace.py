@@ -11,11 +11,10 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from support import image_mlp, mnist_slice
 
 from neuralstudio.core.design import Design
-from neuralstudio.core.graph import Graph
 from neuralstudio.core.runs import RunsStore
-from neuralstudio.core.training_settings import TrainingSettings
 
 pytest.importorskip("pytestqt")
 
@@ -30,24 +29,12 @@ RUN_TIMEOUT_MS = 90_000
 @pytest.fixture(scope="module")
 def tiny_data():
     """600 training and 100 test images of the bundled MNIST sample."""
-    from neuralstudio.ml.data import Dataset, load_dataset
-
-    ds = load_dataset("mnist-sample")
-    return Dataset(name="mnist-sample (600)", x_train=ds.x_train[:600], y_train=ds.y_train[:600],
-                   x_test=ds.x_test[:100], y_test=ds.y_test[:100], class_names=ds.class_names, source="test slice")
+    return mnist_slice(600, 100)
 
 
 def tiny_design(name: str = "tiny", activation: str = "softmax", hidden: int = 16, **training) -> Design:
-    g = Graph()
-    a = g.add_node("InputLayer", {"batch_shape": [None, 28, 28]}, name="image")
-    b = g.add_node("Flatten", {}, name="flat")
-    c = g.add_node("Dense", {"units": hidden, "activation": "relu"}, name="hidden")
-    d = g.add_node("Dense", {"units": 10, "activation": activation}, name="digit")
-    g.connect(a.id, b.id)
-    g.connect(b.id, c.id)
-    g.connect(c.id, d.id)
-    settings = TrainingSettings(**{"batch_size": 32, "epochs": 2, "validation_split": 0.2, **training})
-    return Design(graph=g, training=settings, name=name)
+    """The shared image MLP with this file's defaults (``activation`` is the output layer's)."""
+    return image_mlp(name, hidden=hidden, output=activation, **training)
 
 
 @pytest.fixture
