@@ -1,6 +1,6 @@
 """The layer palette, derived from Keras's own layer classes.
 
-Keras is the authority on what a layer is (DESIGN.md), so nothing here describes
+Keras is the authority on what a layer is (docs/ARCHITECTURE.md, "Decisions"), so nothing here describes
 a layer by hand: the parameters and their defaults come from the signature of
 each class's ``__init__``, the one-line description and the parameter help from
 its docstring.  What Keras cannot tell us is how to *present* a parameter: which

@@ -1,6 +1,6 @@
 """Which devices TensorFlow sees, why a GPU is not used, and how a run is placed on them.
 
-This is one of the few modules that imports TensorFlow itself (DESIGN.md:
+This is one of the few modules that imports TensorFlow itself (docs/ARCHITECTURE.md, "Decisions":
 backend discipline): device listing and ``tf.distribute`` have no Keras API.
 TensorFlow is imported inside functions so that importing this module is free.
 

@@ -132,7 +132,7 @@ def main() -> int:
     from neuralstudio.ml.inference import Prediction
 
     class KerasPredict:
-        """What the workspace would do with plain ``model.predict`` per move (DESIGN.md says never)."""
+        """What the workspace would do with plain ``model.predict`` per move (docs/ARCHITECTURE.md, "Traps": never)."""
 
         def predict(self, im: np.ndarray) -> Prediction:
             probs = model.predict(im[None, ..., None], verbose=0)[0]

@@ -87,7 +87,7 @@ def test_nan_values_are_not_drawn(qtbot):
 
 @pytest.mark.slow
 def test_long_repaint_does_not_crash(qtbot):
-    """DESIGN.md trap: PySide6 6.12.0 + pyqtgraph 0.14 aborted within a few hundred repaints offscreen.
+    """docs/ARCHITECTURE.md trap: PySide6 6.12.0 + pyqtgraph 0.14 aborted within a few hundred repaints offscreen.
 
     The soak script (tests/benchmarks/soak_train_window.py) does 5,000; CI keeps 1,000.
     """
