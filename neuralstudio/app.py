@@ -34,11 +34,22 @@ def run_app(path: str | None = None, argv: list[str] | None = None) -> int:
     window = MainWindow(load_default=path is None)
     window.show()
     if path is not None:
-        QTimer.singleShot(0, lambda: window.open_path(path, confirm=False))
+        QTimer.singleShot(0, lambda: _open_at_start(window, path))
     bench = os.environ.get("NEURALSTUDIO_BENCH_FIRST_PAINT")
     if bench:  # used by tests/benchmarks/bench_startup.py: report the first paint, then quit
         _report_first_paint(window, bench)
     return app.exec()
+
+
+def _open_at_start(window, path: str) -> None:  # noqa: ANN001
+    """Open the file named on the command line; if it cannot be opened (its message was shown), start from the
+    default template rather than an empty canvas."""
+    request = window.open_path(path, confirm=False)
+    if request.done:
+        if not request.ok:
+            window.new_default()
+    else:
+        request.finished.connect(lambda ok: None if ok else window.new_default())
 
 
 def _apply_style(app) -> None:  # noqa: ANN001

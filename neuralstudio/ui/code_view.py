@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -36,6 +37,10 @@ class CodeView(QWidget):
         self.save_button.setToolTip("Save the code as a Python file")
         self.note = QLabel()
         self.note.setStyleSheet("color: #c53030")
+        # Wrapped, and never asking for width: an unwrapped message widened the whole dock (and the
+        # canvas shrank) and it stayed wide after the message went away.
+        self.note.setWordWrap(True)
+        self.note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QHBoxLayout()
         bar.addWidget(self.note, 1)
         bar.addWidget(self.copy_button)

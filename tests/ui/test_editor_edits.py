@@ -136,3 +136,19 @@ def test_analysis_state_is_not_read_from_a_label(ready_window, qtbot):
     w.editor.add_layer("Dense", (500.0, 500.0))
     assert not w.editor.analysis_current
     qtbot.waitUntil(lambda: w.editor.analysis_current, timeout=30_000)
+
+
+def test_ports_show_their_connections_after_delete_and_undo(editor):
+    """Undoing a delete reconnects the layers: both ends of each connection are drawn connected again."""
+    g = editor.graph
+    ids = list(g.nodes)
+
+    def connected_outs() -> dict:
+        return {n: [p.connected for p in editor.scene.nodes[n].out_ports] for n in ids}
+
+    before = connected_outs()
+    assert before[ids[0]] == [True]
+    editor.scene.select_nodes(ids)
+    editor.delete_selection()
+    editor.doc.undo_stack.undo()
+    assert connected_outs() == before

@@ -87,7 +87,9 @@ class GraphScene(QGraphicsScene):
             self._grow_rect(item)
         elif ev.kind == "edge_added":
             self._add_edge(ev.subject)
-            self._refresh_ports(ev.subject.dst)
+            for nid in (ev.subject.src, ev.subject.dst):  # both ends: the source's output port fills too
+                if nid in self.nodes:
+                    self._refresh_ports(nid)
         elif ev.kind == "edge_removed":
             item = self.edges.pop(ev.subject, None)
             if item is not None:
@@ -95,8 +97,9 @@ class GraphScene(QGraphicsScene):
                     if item in n.edges:
                         n.edges.remove(item)
                 self.removeItem(item)
-            if ev.subject.dst in self.nodes:
-                self._refresh_ports(ev.subject.dst)
+            for nid in (ev.subject.src, ev.subject.dst):
+                if nid in self.nodes:
+                    self._refresh_ports(nid)
         elif ev.kind == "reset":
             self._rebuild()
 
