@@ -5,18 +5,30 @@ Each sub-command is a module in this package that defines ``register(sub)``
 for the help listing.  Command modules import Keras inside ``run`` so that
 ``neuralstudio --help`` and the GUI start stay fast.  With no command the
 desktop app opens.
+
+Whatever goes wrong ends in one ``error:`` line and exit status 1, never a
+traceback: a full disk, an unreadable file, memory running out.  Set
+``NEURALSTUDIO_DEBUG=1`` to get the traceback of an unexpected failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from neuralstudio import __version__
 from neuralstudio.core.errors import UserError
+
+#: Longest line of an error message printed: messages may quote text from the user's files.
+MAX_ERROR_LINE = 2000
+# Errors that only writing causes: the file could not have been being read.
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EROFS", "EDQUOT", "EFBIG")
+                          if hasattr(errno, name))
 
 
 def _command_modules() -> list:
@@ -48,6 +60,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None, writing: bool | None = None) -> str:
+    """One sentence for a failed file operation: which file, what happened, and for a full disk what to do.
+
+    Args:
+        exc: the error.
+        path: the file concerned, when the error does not name it (``os.fsync`` errors do not).
+        writing: whether it was a write; guessed from the error when not given.
+    """
+    name = path if path is not None else exc.filename
+    if writing is None:
+        writing = exc.errno in _WRITE_ERRNOS
+    what = f"{'write' if writing else 'read'} {name}" if name is not None else ("write a file" if writing
+                                                                                else "read a file")
+    if exc.errno == errno.ENOSPC or (hasattr(errno, "EDQUOT") and exc.errno == errno.EDQUOT):
+        return f"cannot {what}: the disk is full: free some space and try again."
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == errno.EROFS:
+        reason += ": choose a folder you can write to"
+    return f"cannot {what}: {reason}."
+
+
+def _shortened(text: str) -> str:
+    """``text`` with every line cut to :data:`MAX_ERROR_LINE` characters."""
+    lines = [ln if len(ln) <= MAX_ERROR_LINE else ln[: MAX_ERROR_LINE - 3] + "..." for ln in text.splitlines()]
+    return "\n".join(lines) or text[:MAX_ERROR_LINE]
+
+
+def _unexpected(exc: BaseException) -> str:
+    """The one line printed for a failure nobody foresaw: its type and the start of its message."""
+    detail = " ".join(str(exc).split())
+    detail = detail if len(detail) <= 200 else detail[:197] + "..."
+    what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return f"unexpected failure ({what}): please report this"
+
+
+def _debugging() -> bool:
+    return os.environ.get("NEURALSTUDIO_DEBUG", "") not in ("", "0")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 user error, 2 usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -67,14 +118,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(["gui", *argv])
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(_shortened(str(exc)))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # `neuralstudio templates | head`: the reader left; say nothing more.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if _debugging():
+            raise
+        return _fail(_shortened(os_error_message(exc, writing=getattr(exc, "neuralstudio_writing", None))))
+    except MemoryError:
+        if _debugging():
+            raise
+        return _fail("not enough memory: close other programs, or use a smaller network, batch size or data set.")
+    except RecursionError:
+        if _debugging():
+            raise
+        return _fail("the input is nested too deeply (or the network is too deep) to be processed.")
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, not a traceback
+        if _debugging():
+            raise
+        return _fail(_unexpected(exc))
+
+
+def _fail(message: str) -> int:
+    """Print ``error: message`` on stderr; the exit status of a failed command."""
+    try:
+        print(f"error: {message}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: the status still tells
+    return 1

@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".py":
         raise UserError(f"{out.name} does not end in .py: give a Python file name such as train_net.py.")
-    atomic_write_text(out, code)
+    try:
+        atomic_write_text(out, code)
+    except OSError as exc:  # a full disk, a read-only folder: say which file and why, not a traceback
+        from neuralstudio.cli import os_error_message
+
+        raise UserError(os_error_message(exc, out, writing=True)) from None
     print(f"wrote {out}")
     return 0

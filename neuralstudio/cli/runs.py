@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import Any
 
 ORDER = 47
 
@@ -27,6 +29,20 @@ def _pct(v: object) -> str:
     return f"{v:.2%}" if isinstance(v, (int, float)) else "-"
 
 
+def _cell(v: Any, width: int = 24) -> str:
+    """A table cell from a record value, which may be anything a damaged or hand-edited file holds."""
+    from neuralstudio.core.formatting import format_value
+
+    text = format_value(v) if isinstance(v, (int, float, str)) or v is None else "?"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _report_damaged(damaged: list) -> None:
+    """One line on stderr per run folder that was skipped, so that the listing is complete and honest."""
+    for d in damaged:
+        print(f"warning: skipped a damaged run record in {d.folder}: {d.reason}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from neuralstudio.core.errors import UserError
     from neuralstudio.core.runs import RunsStore
@@ -35,26 +51,30 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         if args.ids:
             raise UserError("`runs` lists all runs; use `runs show ID` for one of them.")
-        runs = store.list()
+        scan = store.scan()
+        runs = scan.records
+        _report_damaged(scan.damaged)
         if args.json:
             print(json.dumps([{"id": r.id, "created": r.created, "name": r.name, "status": r.status,
                                "final": r.final, "timing": r.timing, "hyperparameters": r.hyperparameters}
                               for r in runs], sort_keys=True))
             return 0
         if not runs:
-            print(f"No runs in {store.root} yet: `neuralstudio train design.nsd` records one.")
+            if not scan.damaged:
+                print(f"No runs in {store.root} yet: `neuralstudio train design.nsd` records one.")
             return 0
         rows = [("id", "design", "status", "epochs", "optimizer", "lr", "batch", "val acc", "test acc", "seconds")]
         for r in runs:
             h = r.hyperparameters
-            rows.append((r.id, r.name[:24], r.status, str(r.timing.get("epochs_run", len(r.epochs))),
-                         str(h.get("optimizer", "-")), f"{h.get('learning_rate', 0):g}", str(h.get("batch_size", "-")),
+            rows.append((r.id, r.name[:24], r.status, _cell(r.timing.get("epochs_run", len(r.epochs))),
+                         _cell(h.get("optimizer", "-")), _cell(h.get("learning_rate")), _cell(h.get("batch_size")),
                          _pct(r.final.get("val_accuracy")), _pct(r.final.get("test_accuracy")),
                          f"{r.timing['seconds']:.1f}" if isinstance(r.timing.get("seconds"), (int, float)) else "-"))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        print(f"\n{len(runs)} run(s) in {store.root}")
+        skipped = f" ({len(scan.damaged)} damaged record(s) skipped)" if scan.damaged else ""
+        print(f"\n{len(runs)} run(s) in {store.root}{skipped}")
         return 0
     if args.action == "show":
         if len(args.ids) != 1:
@@ -66,14 +86,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.id}  {r.name}  {r.status}  ({r.created}, {r.device})")
         if r.message:
             print(r.message)
-        print("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in sorted(r.hyperparameters.items())))
-        print("data: " + ", ".join(f"{k}={r.data[k]}" for k in ("name", "train_samples", "validation_samples",
-                                                              "test_size") if k in r.data))
-        for ep in r.epochs:
+        print("hyperparameters: " + ", ".join(f"{_cell(k, 60)}={_cell(v, 60)}"
+                                              for k, v in sorted(r.hyperparameters.items())))
+        print("data: " + ", ".join(f"{k}={_cell(r.data[k], 60)}" for k in ("name", "train_samples",
+                                                                         "validation_samples", "test_size")
+                                   if k in r.data))
+        for i, ep in enumerate(r.epochs):
             parts = [f"{k} {ep[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
                      if isinstance(ep.get(k), (int, float))]
-            print(f"  epoch {int(ep.get('epoch', 0)) + 1}: " + "  ".join(parts))
-        print("final: " + ", ".join(f"{k}={v:.4f}" for k, v in r.final.items() if isinstance(v, (int, float))))
+            number = ep.get("epoch")
+            number = int(number) if isinstance(number, int) and 0 <= number < 10**9 else i
+            print(f"  epoch {number + 1}: " + "  ".join(parts))
+        print("final: " + ", ".join(f"{_cell(k, 60)}={v:.4f}" for k, v in r.final.items()
+                                    if isinstance(v, (int, float))))
         if r.model_path:
             print(f"model: {r.model_path}")
         return 0

@@ -17,11 +17,16 @@ it (``tests/benchmarks/bench_builder.py``).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import json
 import math
 import re
+import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,6 +237,110 @@ def _shape_only(node: Node, inputs: list[Any]) -> tuple[Any, int] | None:
     return keras.KerasTensor(tuple(shape), dtype=layer.compute_dtype), n
 
 
+def probe_layer(node: Node, inputs: list[Any]) -> tuple[Any, int, int] | None:
+    """Output, weight count and trainable count of a layer, from Keras itself but without allocating weights.
+
+    The layer is made and called on stand-ins of its inputs inside a ``keras.StatelessScope``
+    that does not initialise variables: Keras then declares every weight (shape and dtype) but
+    gives it no value, so a layer of a billion weights costs what a small one does.  This is
+    how the size guard knows every layer's size (MultiHeadAttention, EinsumDense, wrappers,
+    nested models...), not only the ones it has a formula for.  None when the probe fails (the
+    real build then reports why).
+    """
+    import keras
+    from keras.src.backend.common import global_state
+
+    # Keras lists the unvalued variables so that the next StatelessScope to close initialises
+    # them; Keras's own symbolic calls open one, so the probe's must leave that list as it was.
+    pending = global_state.get_global_attribute("uninitialized_variables")
+    saved = list(pending) if pending else []
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            layer = make_layer(node)
+            stand_ins = [_tensor_from(tuple(t.shape), str(t.dtype)) for t in inputs]
+            out = _call(layer, node, stand_ins)
+            return out, _count(layer.weights), _count(layer.trainable_weights)
+    except Exception:  # noqa: BLE001 - any failure: the real build explains it
+        return None
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", saved)
+
+
+@functools.lru_cache(maxsize=512)
+def _builds_no_weights(class_name: str) -> bool:
+    """True for a layer class that keeps Keras's empty ``build`` (ReLU, Dropout, Flatten, pooling...).
+
+    Keras layers create their weights in ``build``; one that does not override it has none
+    to size, so probing it would only cost time on every analysis.
+    """
+    import keras
+
+    cls = layer_class(class_name)
+    return cls is not None and not issubclass(cls, keras.Model) and cls.build is keras.layers.Layer.build
+
+
+def _call(layer: Any, node: Node, inputs: list[Any]) -> Any:
+    """Call ``layer`` on ``inputs`` the way the design means: one tensor, a list, or attention's arguments."""
+    if node.class_name in ("MultiHeadAttention", "GroupedQueryAttention"):
+        return layer(*inputs)
+    return layer(inputs[0] if diagnose.takes_single_tensor(node.class_name, len(inputs)) else inputs)
+
+
+#: Longest problem message kept: messages quote names and settings from the design file.
+MAX_MESSAGE = 1000
+
+
+def _bounded(problem: Problem) -> Problem:
+    if len(problem.message) <= MAX_MESSAGE:
+        return problem
+    return dataclasses.replace(problem, message=problem.message[: MAX_MESSAGE - 3] + "...")
+
+
+_RECURSION_LOCK = threading.Lock()
+_recursion_users = 0
+_recursion_saved = 0
+#: Highest recursion limit asked for (a graph of ~30,000 layers in a row).
+MAX_RECURSION_LIMIT = 60_000
+
+
+@contextlib.contextmanager
+def keras_graph_recursion(layers: int) -> Iterator[None]:
+    """Room on Python's stack for Keras to walk the graph of a model of ``layers`` layers.
+
+    Keras maps a functional model recursively: ``keras.Model(inputs, outputs)`` ->
+    ``Functional.__init__`` -> ``Function.__init__`` -> ``map_graph`` -> ``_build_map`` ->
+    ``_build_map_helper`` (``keras/src/ops/function.py``) calls itself once per layer along the
+    longest path, so a valid chain of 1,000 layers passes Python's default limit of 1,000 frames
+    and fails with "maximum recursion depth exceeded".  Loading such a model from a file walks
+    the same code.  The limit is process-wide: it is raised while any caller needs it and put
+    back by the last one.  Python 3.11+ runs Python-to-Python calls without C stack, so the
+    higher limit cannot overflow a thread's stack.
+    """
+    global _recursion_users, _recursion_saved
+    need = min(MAX_RECURSION_LIMIT, _stack_depth() + 2 * layers + 1000)
+    with _RECURSION_LOCK:
+        if _recursion_users == 0:
+            _recursion_saved = sys.getrecursionlimit()
+        _recursion_users += 1
+        if need > sys.getrecursionlimit():
+            sys.setrecursionlimit(need)
+    try:
+        yield
+    finally:
+        with _RECURSION_LOCK:
+            _recursion_users -= 1
+            if _recursion_users == 0:
+                sys.setrecursionlimit(_recursion_saved)
+
+
+def _stack_depth() -> int:
+    """How many frames deep the caller is (the room Keras gets is counted from there)."""
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    return depth
+
+
 def _lookup(key: tuple | None) -> tuple[Any, Any, int, int] | None:
     if key is None:
         return None
@@ -306,7 +415,11 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
                 failed.add(nid)
                 continue  # structural_problems reported the missing input
             inputs = [_pick(tensors[e.src], e.src_port) for e in preds]
-            estimate = diagnose.too_big(node, inputs, total)
+            live = not build and nid not in shared  # shapes are enough: no layer object is needed later
+            key = _cache_key(node, inputs, policy) if live else None
+            hit = _lookup(key)
+            probe, params = _size(node, inputs, hit)
+            estimate = diagnose.too_big(node, inputs, total, params=params)
             if estimate is not None:
                 result.problems.append(estimate)
                 failed.add(nid)
@@ -318,15 +431,21 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
                 if lint.severity == "error":
                     failed.add(nid)
                     continue
-            key = None if build or nid in shared else _cache_key(node, inputs, policy)
-            hit = _lookup(key)
             if hit is not None:
                 shape, dtype, params, trainable = hit
                 tensors[nid] = _tensor_from(shape, dtype)
                 result.infos[nid] = NodeInfo(shape, params, trainable)
                 total += params
                 continue
-            quick = None if build or nid in shared else _shape_only(node, inputs)
+            if live and probe is not None:  # Keras's own answer, without weights: nothing more to build
+                out, n_params, trainable = probe
+                tensors[nid] = out
+                shape, dtype = _spec(out)
+                result.infos[nid] = NodeInfo(shape, n_params, trainable)
+                total += n_params
+                _remember(key, shape, dtype, n_params, trainable)
+                continue
+            quick = _shape_only(node, inputs) if live else None
             if quick is not None:
                 out, n_params = quick
                 tensors[nid] = out
@@ -342,11 +461,7 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
                     continue
             else:
                 layer = make_layer(node)
-            arg = inputs[0] if diagnose.takes_single_tensor(node.class_name, len(inputs)) else inputs
-            if node.class_name in ("MultiHeadAttention", "GroupedQueryAttention"):
-                out = layer(*inputs)
-            else:
-                out = layer(arg)
+            out = _call(layer, node, inputs)
             layers[nid] = layer
             tensors[nid] = out
             shape, dtype = _spec(out)
@@ -367,14 +482,39 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
         try:
             ins = [tensors[i] for i in graph.inputs()]
             outs = [_pick(tensors[o], 0) for o in graph.outputs()]
-            result.model = keras.Model(
-                inputs=ins[0] if len(ins) == 1 else ins,
-                outputs=outs[0] if len(outs) == 1 else outs,
-                name="neuralstudio_model",
-            )
+            with keras_graph_recursion(len(graph)):
+                result.model = keras.Model(
+                    inputs=ins[0] if len(ins) == 1 else ins,
+                    outputs=outs[0] if len(outs) == 1 else outs,
+                    name="neuralstudio_model",
+                )
         except Exception as exc:  # noqa: BLE001
             result.problems.append(Problem(f"Keras could not assemble the model: {diagnose.short(exc)}"))
+    result.problems = [_bounded(p) for p in result.problems]
     return result
+
+
+def _size(node: Node, inputs: list[Any], hit: tuple | None) -> tuple[tuple[Any, int, int] | None, int | None]:
+    """The probe of a layer (when one was needed) and its weight count, known before any weight exists.
+
+    A cached analysis or the exact formula of a Dense/Conv layer answers at no cost; any
+    other layer is probed through Keras (:func:`probe_layer`).  A layer calling another's
+    weights again adds none.
+    """
+    if hit is not None:
+        return None, hit[2]
+    if node.shares:
+        return None, 0
+    try:
+        exact = exact_params(node, inputs)
+    except (KeyError, TypeError, ValueError):
+        exact = None
+    if exact is not None:
+        return None, exact
+    if _builds_no_weights(node.class_name):
+        return None, None
+    probe = probe_layer(node, inputs)
+    return probe, (probe[1] if probe is not None else None)
 
 
 def _pick(t: Any, port: int) -> Any:

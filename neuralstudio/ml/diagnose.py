@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from neuralstudio.core.arity import MERGE_LAYERS, input_arity
-from neuralstudio.core.formatting import format_shape
+from neuralstudio.core.formatting import format_shape, shorten
 from neuralstudio.core.graph import INPUT_CLASS, Graph, Node
 from neuralstudio.core.problems import Fix, Problem
 
@@ -105,6 +105,11 @@ def estimate_params(node: Node, inputs: list[Any]) -> int | None:
             return (d or 0) * int(cfg.get("units", 0)) + int(cfg.get("units", 0))
         if node.class_name == "Embedding":
             return int(cfg.get("input_dim", 0)) * int(cfg.get("output_dim", 0))
+        if node.class_name.startswith("ConvLSTM") and "filters" in cfg:
+            k = cfg.get("kernel_size", 1)
+            k = math.prod(k) if isinstance(k, (list, tuple)) else int(k) ** max(1, len(inputs[0].shape) - 3)
+            f = int(cfg["filters"])
+            return 4 * (k * ((_last_dim(inputs[0]) or 0) + f) * f + f)
         if node.class_name.startswith("Conv") and "filters" in cfg:
             k = cfg.get("kernel_size", 1)
             k = math.prod(k) if isinstance(k, (list, tuple)) else int(k) ** max(1, len(inputs[0].shape) - 2)
@@ -120,15 +125,17 @@ def estimate_params(node: Node, inputs: list[Any]) -> int | None:
     return None
 
 
-def too_big(node: Node, inputs: list[Any], total_so_far: int = 0) -> Problem | None:
+def too_big(node: Node, inputs: list[Any], total_so_far: int = 0, params: int | None = None) -> Problem | None:
     """Refuse a layer whose weights would not fit, *before* Keras allocates them.
 
     Args:
         node: the layer about to be built.
         inputs: its symbolic inputs (only their shapes are read).
         total_so_far: parameters of the layers built before it.
+        params: its weight count when already known (the builder asks Keras without
+            allocating anything); else :func:`estimate_params` estimates it.
     """
-    n = estimate_params(node, inputs)
+    n = params if params is not None else estimate_params(node, inputs)
     if n is None:
         return None
     if n * 4 > MAX_WEIGHT_BYTES:
@@ -352,8 +359,8 @@ def lint_call(node: Node, inputs: list[Any], sources: list[str] | None = None) -
 def explain(node: Node, graph: Graph, tensors: dict[str, Any], exc: BaseException) -> Problem:
     """Map a Keras exception raised while building ``node`` to a Problem."""
     if isinstance(exc, UnknownLayer):
-        return Problem(f"{node.name} uses an unknown layer type {exc.class_name!r}: replace it with a Keras layer.",
-                       node.id)
+        return Problem(f"{node.name} uses an unknown layer type {shorten(exc.class_name)}: replace it with a Keras "
+                       "layer.", node.id)
     if isinstance(exc, InputShapeMissing):
         return Problem(
             f"{label(node)} needs a shape of positive whole numbers, for example (28, 28, 1) for MNIST images.",

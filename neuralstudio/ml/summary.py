@@ -134,12 +134,21 @@ def _layer_shape(layer: Any) -> str:
     return format_shape(tuple(out.shape))
 
 
+#: Longest layer name shown: a model file is untrusted, and a megabyte-long name would fill the terminal.
+MAX_SHOWN_NAME = 100
+
+
+def _clip(text: str) -> str:
+    text = str(text)
+    return text if len(text) <= MAX_SHOWN_NAME else text[: MAX_SHOWN_NAME - 3] + "..."
+
+
 def summarize_model(model: Any) -> Summary:
     """Summarise a loaded ``keras.Model``: its layers as Keras lists them, and its weights."""
     summary = Summary()
     for layer in model.layers:
         params = int(sum(math.prod(w.shape) for w in layer.weights))
-        summary.layers.append(LayerRow(layer.name, type(layer).__name__, _layer_shape(layer), params))
+        summary.layers.append(LayerRow(_clip(layer.name), _clip(type(layer).__name__), _layer_shape(layer), params))
     summary.total_params = int(sum(math.prod(w.shape) for w in model.weights))
     summary.trainable_params = int(sum(math.prod(w.shape) for w in model.trainable_weights))
     summary.non_trainable_params = summary.total_params - summary.trainable_params

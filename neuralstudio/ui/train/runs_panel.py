@@ -1,12 +1,15 @@
 """The runs table of the Train workspace: past runs of this design, ticked to overlay and compare.
 
 Runs come from the engine's :class:`~neuralstudio.core.runs.RunsStore`, so they
-survive a restart.  The table only reads records; it never writes the store.
+survive a restart.  The table only reads records; it never writes the store.  A
+damaged record is left out of the table and named in a note below it, so that
+one bad file neither hides the other runs nor disappears without a word.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 from typing import Any
@@ -27,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from neuralstudio.core.atomic import atomic_write_text
 from neuralstudio.core.formatting import format_duration, format_value
-from neuralstudio.core.runs import RunRecord, RunsStore
+from neuralstudio.core.runs import DamagedRun, RunRecord, RunsStore
 
 COLUMNS = ("run", "status", "optimizer", "learning rate", "batch", "epochs", "best val acc", "final loss", "time")
 
@@ -69,14 +72,41 @@ def curves_csv(rec: RunRecord) -> str:
         w.writerow(["epoch", i + 1, "", i + 1, *[_csv(hist[m][i]) for m in metrics]])
     steps: dict[int, int] = {}
     for p in rec.batches:
-        e = int(p.get("epoch", 0) or 0)
-        steps[e] = max(steps.get(e, 0), int(p.get("batch", 0) or 0) + 1)
+        e = _index(p.get("epoch"))
+        steps[e] = max(steps.get(e, 0), _index(p.get("batch")) + 1)
     for p in rec.batches:
-        e = int(p.get("epoch", 0) or 0)
-        b = int(p.get("batch", 0) or 0)
+        e = _index(p.get("epoch"))
+        b = _index(p.get("batch"))
         x = e + (b + 1) / max(1, steps.get(e, 1))
         w.writerow(["batch", e + 1, b + 1, f"{x:.6g}", *[_csv(p.get(m)) for m in metrics]])
     return buf.getvalue()
+
+
+def _value(v: Any, limit: int = 40) -> str:
+    """A record value as table text, cut short: records are files, and may hold anything."""
+    text = format_value(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _html(v: Any) -> str:
+    """A record value for the rich-text comparison label: cut short and escaped, never markup."""
+    return html.escape(_value(v))
+
+
+def _index(v: Any) -> int:
+    """An epoch or batch number from a record point; 0 when the file holds something else."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return 0
+    return max(0, min(int(v), 10**9))
+
+
+def damaged_note(damaged: list[DamagedRun]) -> str:
+    """``1 damaged run record skipped: <folder>``, or empty when there is none."""
+    if not damaged:
+        return ""
+    names = ", ".join(d.folder.name for d in damaged[:3]) + (", ..." if len(damaged) > 3 else "")
+    n = len(damaged)
+    return f"{n} damaged run record{'s' if n != 1 else ''} skipped: {names}"
 
 
 def _csv(v: Any) -> str:
@@ -147,6 +177,11 @@ class RunsPanel(QWidget):
         self.diff_label.setObjectName("diffLabel")
         self.diff_label.setWordWrap(True)
         self.diff_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.damaged_label = QLabel("", self)
+        self.damaged_label.setObjectName("damagedRunsLabel")
+        self.damaged_label.setWordWrap(True)
+        self.damaged_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.damaged_label.hide()
         buttons = QHBoxLayout()
         buttons.addWidget(QLabel("Tick runs to overlay:", self))
         buttons.addWidget(self.all_box)
@@ -157,6 +192,7 @@ class RunsPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(buttons)
         lay.addWidget(self.table, 1)
+        lay.addWidget(self.damaged_label)
         lay.addWidget(self.diff_label)
         self._filling = False
 
@@ -169,7 +205,9 @@ class RunsPanel(QWidget):
     def reload(self) -> None:
         """Read the store again, keeping the ticks of runs still listed."""
         ticked = {r.id for r in self.ticked()}
-        recs = self.store.list() if self.store is not None else []
+        scan = self.store.scan() if self.store is not None else None
+        recs = scan.records if scan is not None else []
+        self._show_damaged(scan.damaged if scan is not None else [])
         if self.design_name and not self.all_box.isChecked():
             recs = [r for r in recs if r.name == self.design_name]
         recs = [r for r in recs if r.status != "running"]
@@ -187,10 +225,10 @@ class RunsPanel(QWidget):
             bva = best_val_accuracy(rec)
             fl = final_loss(rec)
             secs = rec.timing.get("seconds")
-            cells = [first, _SortItem(rec.status), _SortItem(str(hp.get("optimizer", "-"))),
-                     _SortItem(format_value(hp.get("learning_rate")), hp.get("learning_rate")),
-                     _SortItem(format_value(hp.get("batch_size")), hp.get("batch_size")),
-                     _SortItem(f"{len(rec.epochs)}/{format_value(hp.get('epochs'))}", len(rec.epochs)),
+            cells = [first, _SortItem(rec.status), _SortItem(_value(hp.get("optimizer", "-"))),
+                     _SortItem(_value(hp.get("learning_rate")), hp.get("learning_rate")),
+                     _SortItem(_value(hp.get("batch_size")), hp.get("batch_size")),
+                     _SortItem(f"{len(rec.epochs)}/{_value(hp.get('epochs'))}", len(rec.epochs)),
                      _SortItem("-" if bva is None else f"{bva:.2%}", bva),
                      _SortItem(format_value(fl), fl),
                      _SortItem(format_duration(secs), secs)]
@@ -201,6 +239,12 @@ class RunsPanel(QWidget):
         self.table.setSortingEnabled(True)
         self._filling = False
         self._on_item_changed(None)
+
+    def _show_damaged(self, damaged: list[DamagedRun]) -> None:
+        note = damaged_note(damaged)
+        self.damaged_label.setText(note)
+        self.damaged_label.setToolTip("\n".join(f"{d.folder}: {d.reason}" for d in damaged[:20]))
+        self.damaged_label.setVisible(bool(note))
 
     def record(self, run_id: str) -> RunRecord | None:
         return next((r for r in self.records if r.id == run_id), None)
@@ -248,9 +292,9 @@ class RunsPanel(QWidget):
             text = "Tick two runs to see what differs between them."
         else:
             cmp_ = self.store.compare(ticked[0], ticked[1])
-            rows = [f"<b>{d.key}</b>: {format_value(d.a)} → {format_value(d.b)}" for d in cmp_.differences
+            rows = [f"<b>{_html(d.key)}</b>: {_html(d.a)} → {_html(d.b)}" for d in cmp_.differences
                     if d.section != "results" or d.key in ("val_accuracy", "test_accuracy", "seconds")]
-            head = f"<b>A</b> {run_label(ticked[0])} vs <b>B</b> {run_label(ticked[1])}: "
+            head = f"<b>A</b> {html.escape(run_label(ticked[0]))} vs <b>B</b> {html.escape(run_label(ticked[1]))}: "
             text = head + ("; ".join(rows) if rows else "same settings and results.")
         self.diff_label.setText(text)
         return text
