@@ -32,7 +32,7 @@ from typing import Any
 
 from neuralstudio.core.design import Design
 from neuralstudio.core.errors import UserError
-from neuralstudio.core.graph import INPUT_CLASS, Graph
+from neuralstudio.core.graph import INPUT_CLASS, MAX_NAME_LENGTH, Graph
 
 # Spacing of the automatic layout, in scene units (a node is about 160 x 50).
 X_STEP = 200.0
@@ -245,7 +245,9 @@ def _sequential_calls(model: Any) -> tuple[list[_Call], list[tuple[str, int, int
 
 
 def _safe_name(name: str, taken: set[str]) -> str:
+    """A valid, unique design name for a Keras layer name (a design's names are shorter and plainer)."""
     base = name if _NAME_OK.match(name) else (re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "layer")
+    base = base[: MAX_NAME_LENGTH - 8]  # room for a "_N" suffix that makes it unique
     if not re.match(r"[A-Za-z_]", base):
         base = "l_" + base
     import keyword

@@ -732,8 +732,12 @@ def load_keras_model(path: str | os.PathLike[str], *, trusted: bool = False, com
             )
     import keras
 
+    from neuralstudio.ml.builder import keras_graph_recursion
+
+    layers = sum(len(obj["layers"]) for obj in _dicts(config) if isinstance(obj.get("layers"), list))
     try:
-        model = keras.saving.load_model(p, compile=compile, safe_mode=not trusted)
+        with keras_graph_recursion(layers):  # Keras walks a deep model's graph recursively when it rebuilds it
+            model = keras.saving.load_model(p, compile=compile, safe_mode=not trusted)
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - every Keras failure becomes a message

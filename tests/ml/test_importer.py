@@ -295,3 +295,14 @@ def test_layout_graph_places_rows_by_longest_path():
     y = {n: g.position(n)[1] for n in g.nodes}
     assert y[i.id] < y[a.id] == y[c.id] < y[b.id] < y[s.id]
     assert g.position(a.id)[0] != g.position(c.id)[0]
+
+
+def test_a_keras_layer_name_longer_than_a_design_allows_is_shortened():
+    from neuralstudio.core.graph import MAX_NAME_LENGTH
+
+    long = "dense_" + "x" * 150
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name=long),
+                              keras.layers.Dense(2, name=long + "y")])
+    design = import_model(model)
+    names = [n.name for n in design.graph]
+    assert all(len(n) <= MAX_NAME_LENGTH for n in names) and len(set(names)) == len(names)
