@@ -414,6 +414,11 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
             if not preds:
                 failed.add(nid)
                 continue  # structural_problems reported the missing input
+            bad_port = next((pr for pr in (_port_problem(graph, e, tensors[e.src]) for e in preds) if pr), None)
+            if bad_port is not None:
+                result.problems.append(bad_port)
+                failed.add(nid)
+                continue
             inputs = [_pick(tensors[e.src], e.src_port) for e in preds]
             live = not build and nid not in shared  # shapes are enough: no layer object is needed later
             key = _cache_key(node, inputs, policy) if live else None
@@ -518,9 +523,24 @@ def _size(node: Node, inputs: list[Any], hit: tuple | None) -> tuple[tuple[Any, 
 
 
 def _pick(t: Any, port: int) -> Any:
+    """Output ``port`` of a layer's result (ports are checked first by :func:`_port_problem`)."""
     if isinstance(t, (list, tuple)):
-        return t[port] if port < len(t) else t[0]
+        return t[port]
     return t
+
+
+def _port_problem(graph: Graph, edge: Any, out: Any) -> Problem | None:
+    """A connection from an output the source layer does not have.
+
+    Silently using output 0 instead would make the analysis say "no problems" while the generated code
+    (``layer[3]``) builds another network.
+    """
+    n = len(out) if isinstance(out, (list, tuple)) else 1
+    if edge.src_port < n:
+        return None
+    src, dst = graph.nodes[edge.src], graph.nodes[edge.dst]
+    return Problem(f"{dst.name} reads output {edge.src_port + 1} of {src.name}, which has only {n} output"
+                   f"{'s' if n != 1 else ''}: connect it to one of those.", edge.dst)
 
 
 def build_model(graph: Graph) -> Any:

@@ -176,3 +176,17 @@ def test_layer_class_and_format_shape():
     assert builder.layer_class("nope") is None
     assert builder.format_shape([(None, 2), (None, 3)]) == "(None, 2), (None, 3)"
     assert builder.format_shape(None) == "?"
+
+
+@pytest.mark.parametrize("build", [False, True])
+def test_a_connection_from_an_output_the_layer_does_not_have_is_a_problem(build):
+    """It used to read output 0 silently: "no problems", while the generated code (hidden[3]) built another net."""
+    g = Graph()
+    i = g.add_node("InputLayer", {"batch_shape": [None, 4]}, name="x")
+    h = g.add_node("Dense", {"units": 3}, name="hidden")
+    o = g.add_node("Dense", {"units": 2}, name="out")
+    g.connect(i.id, h.id)
+    g.connect(h.id, o.id, src_port=3)
+    result = analyze(g, build=build)
+    assert not result.ok
+    assert any(p.node_id == o.id and "output 4 of hidden" in p.message for p in result.errors), result.problems
