@@ -7,7 +7,7 @@ the same point the batch is reported, and the step-time measurement that picks
 ``steps_per_execution`` needs the same batch timestamps.  Its state also
 survives the re-``fit`` that follows a change of ``steps_per_execution``.
 
-Keras traps handled here (DESIGN.md): ``fit`` resets ``model.stop_training`` at
+Keras traps handled here (docs/ARCHITECTURE.md, "Traps"): ``fit`` resets ``model.stop_training`` at
 its start, so stop requests are applied from inside the batch hook; batch logs
 are running averages over the epoch, so a non-finite value means some batch of
 this epoch went non-finite.

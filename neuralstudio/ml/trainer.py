@@ -27,6 +27,7 @@ import math
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +39,8 @@ from neuralstudio.core.runs import RunRecord, RunsStore
 from neuralstudio.core.training_settings import TrainingSettings
 
 STATUSES = ("finished", "stopped", "early_stopped", "nan", "failed")
+#: the name of each run's own thread (docs/ARCHITECTURE.md, "Threads")
+TRAINING_THREAD = "neuralstudio-train"
 
 
 class TrainingError(UserError, ValueError):
@@ -103,6 +106,13 @@ class TrainControl:
         """True while the training thread is actually held at a pause, not merely asked to pause
         (a pause asked for while Keras compiles takes effect when compiling ends)."""
         return self._holding.is_set()
+
+    def wait_until_holding(self, timeout: float | None = None) -> bool:
+        """Block until the training thread is held at a pause (:attr:`is_holding`); False after ``timeout``.
+
+        For whoever must know that no training runs right now (a test, a benchmark), without polling.
+        """
+        return self._holding.wait(timeout)
 
     def wait_while_paused(self, timeout: float | None = None) -> bool:
         """Block while paused (until resume or stop); True when no longer paused."""
@@ -175,6 +185,30 @@ def mixed_precision_graph(graph: Graph) -> Graph:
     return g
 
 
+@dataclass
+class _Data:
+    """A run's examples as the model and the loss take them: split, evened across replicas, targets encoded."""
+
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
+    x_test: Any
+    y_test: Any
+    one_hot: bool
+    batch_size: int
+    eval_batch: int
+    description: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        return int(len(self.y_train))
+
+    @property
+    def n_val(self) -> int:
+        return int(len(self.y_val)) if self.y_val is not None else 0
+
+
 class Trainer:
     """Train one design once.
 
@@ -188,13 +222,13 @@ class Trainer:
         runs_store: where to record the run (None: not recorded).
         reporter: progress receiver (None: silent).
         control: stop/pause flags (a fresh one when None).
-        out_path: also save the trained model here (``.keras``).
+        out_path: also save the trained model here (``.keras``, or ``.h5`` for Keras's legacy HDF5 format).
         initial_weights: start from these weights (``model.get_weights()`` of a model with this
             design's architecture, e.g. one opened from a file) instead of a fresh initialisation,
             to keep training it.
-        free_memory: collect Python garbage when clearing the previous run's Keras state.  A GUI
-            passes False and collects after the run instead: the full collection holds the GIL for
-            ~0.1-0.2 s, which would freeze the window at the start of every run.
+        free_memory: collect Python garbage (what earlier runs left) before the run starts.  A GUI
+            passes False and collects on its own thread after the run instead: the full collection
+            holds the GIL for ~0.1-0.2 s, which would freeze the window at the start of every run.
     """
 
     def __init__(self, design: Design, *, dataset: Any = None, settings: TrainingSettings | None = None,
@@ -218,7 +252,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ public
     def run(self) -> RunResult:
-        """Train; never raises for user errors (``on_failed`` + a ``failed`` result instead)."""
+        """Train; never raises for user errors (``on_failed`` + a ``failed`` result instead).
+
+        The run does its Keras work on a fresh plain Python thread of its own, which this call waits
+        for: the run starts with Keras state of its own, freed when it ends, so nothing has to reset
+        Keras's state for every thread (docs/ARCHITECTURE.md, "Threads"). The reporter is called on
+        that thread, and scopes the caller has entered (``tf.device``, a distribution strategy, a Keras
+        dtype policy) do not reach it: the device is chosen with ``device``.
+        """
+        from neuralstudio.ml.keras_threads import collect_garbage, run_on_python_thread
+
+        if self.free_memory:
+            collect_garbage()  # what earlier runs left, before this one allocates
+        return run_on_python_thread(self._run_reporting_errors, TRAINING_THREAD)
+
+    # ------------------------------------------------------------------ the run, step by step
+    def _run_reporting_errors(self) -> RunResult:
+        """:meth:`_run` with every exception turned into a ``failed`` result: a worker thread must never die
+        silently, and the GUI only shows what went wrong (Orange's ``concurrent.py`` pattern)."""
         from neuralstudio.ml.custom_gradients import released_custom_gradients
 
         t0 = time.perf_counter()
@@ -235,12 +286,47 @@ class Trainer:
             self.reporter.on_finished(result)
         return result
 
-    # ------------------------------------------------------------------ internals
+    def _run(self, t0: float) -> RunResult:
+        """The steps of one run, in order (each step's docstring says why it is done that way)."""
+        from neuralstudio.ml import devices
+
+        settings = self.settings or self.design.training
+        settings.validate()
+        ds = self._load_data()
+        if settings.seed is not None:
+            import keras
+
+            keras.utils.set_random_seed(int(settings.seed))  # this thread's Keras seed, and NumPy's and TF's
+        placement = devices.resolve(self.device)
+        mixed = self._uses_mixed_precision(placement)
+        model = self._build_model(placement, mixed)
+        units = _output_units(model)
+        data = self._prepare_data(ds, model, settings, units, placement.replicas)
+        self._start_record(settings, data, placement, mixed)
+        cb = self._engine_callback(settings, data, placement.replicas)
+        self._log(f"Training {model.count_params():,} parameters on {placement.description}: {data.n_train:,} "
+                  "examples" + (f", {data.n_val:,} for validation" if data.n_val else "")
+                  + f", batch {data.batch_size}, {settings.epochs} epoch(s), {settings.optimizer} at "
+                  f"learning rate {settings.learning_rate:g}.")
+        compile_model = self._compiler(model, settings, placement, units, data.one_hot, mixed)
+        spe, fit_seconds = self._fit(model, data, settings, placement, cb, compile_model)
+        if self.control.stop_requested:
+            cb.state.stopped_by_user = True
+        status, message = self._outcome(model, settings, cb.state)
+        self._log(message)
+        result = self._result(model, status, message, cb.state, data, spe, fit_seconds, placement.description)
+        self._evaluate(model, data, placement, result)
+        self._save_model(model, result)
+        result.seconds = time.perf_counter() - t0 - cb.state.paused_seconds
+        self._finish_record(result, cb.state)
+        return result
+
     def _log(self, message: str) -> None:
         if self.reporter is not None:
             self.reporter.on_log(message)
 
     def _failed(self, message: str, t0: float) -> RunResult:
+        """A ``failed`` result, recorded (when a record was started) and reported."""
         result = RunResult(status="failed", message=message, seconds=time.perf_counter() - t0,
                            run_id=self.record.id if self.record else None)
         if self.record is not None and self.runs_store is not None:
@@ -254,6 +340,7 @@ class Trainer:
         return result
 
     def _load_data(self) -> Any:
+        """The data set: the one given, or loaded from its spec (the design's own source by default)."""
         from neuralstudio.ml import data as data_mod
 
         ds = self.dataset
@@ -264,32 +351,19 @@ class Trainer:
             ds = data_mod.load_dataset(ds)
         return ds
 
-    def _run(self, t0: float) -> RunResult:
-        import keras
-        import numpy as np
-
-        from neuralstudio.ml import data as data_mod
-        from neuralstudio.ml import devices
-        from neuralstudio.ml.builder import build_model
-        from neuralstudio.ml.callbacks import EngineCallback
-        from neuralstudio.ml.input_pipeline import batches, steps_per_epoch, to_tensors
-        from neuralstudio.ml.optimizers import make_optimizer
-
-        settings = self.settings or self.design.training
-        settings.validate()
-        ds = self._load_data()
-
-        # Free the previous run's graphs and name counters: without it, memory grows run after run.
-        keras.backend.clear_session(free_memory=self.free_memory)
-        if settings.seed is not None:
-            keras.utils.set_random_seed(int(settings.seed))
-
-        placement = devices.resolve(self.device)
+    def _uses_mixed_precision(self, placement: Any) -> bool:
+        """Mixed precision only where it helps: float16 on the CPU is slower and less accurate."""
         mixed = bool(self.mixed_precision and placement.is_gpu)
         if self.mixed_precision and not mixed:
             self._log("Mixed precision needs a GPU; training on the CPU in float32.")
-        graph = mixed_precision_graph(self.design.graph) if mixed else self.design.graph
+        return mixed
 
+    def _build_model(self, placement: Any, mixed: bool) -> Any:
+        """The design's model, built in the device's scope (its variables live there), from the given weights when
+        continuing a loaded model; refused when it is not one classifier with one input and one output."""
+        from neuralstudio.ml.builder import build_model
+
+        graph = mixed_precision_graph(self.design.graph) if mixed else self.design.graph
         with placement.scope():
             model = build_model(graph)
             if self.initial_weights is not None:
@@ -298,12 +372,14 @@ class Trainer:
         if isinstance(model.input_shape, list) or isinstance(model.output_shape, list):
             raise TrainingError("The network has several inputs or outputs; training on an image data set "
                                 "needs exactly one of each.")
-        out_shape = tuple(model.output_shape)
-        if len(out_shape) != 2 or out_shape[-1] is None:
-            raise TrainingError(
-                f"The network's output has shape {out_shape}, but classification needs one score per class "
-                "(batch, classes): end with Flatten or GlobalAveragePooling and a Dense layer.")
-        units = int(out_shape[-1])
+        return model
+
+    def _prepare_data(self, ds: Any, model: Any, settings: TrainingSettings, units: int, replicas: int) -> _Data:
+        """The examples as the model and the loss take them, checked against the output layer, split for
+        validation and evened out across replicas; refused with a message that says how to fix a mismatch."""
+        import numpy as np
+
+        from neuralstudio.ml import data as data_mod
 
         x_train = data_mod.adapt_inputs(ds.x_train, tuple(model.input_shape[1:]))
         y_train = np.asarray(ds.y_train).reshape(-1)
@@ -311,19 +387,7 @@ class Trainer:
         if ds.x_test is not None and ds.y_test is not None and len(ds.x_test):
             x_test = data_mod.adapt_inputs(ds.x_test, tuple(model.input_shape[1:]))
             y_test = np.asarray(ds.y_test).reshape(-1)
-        if len(y_train) == 0:
-            raise TrainingError("The data set has no training examples.")
-        top = int(y_train.max())
-        if settings.loss == "binary_crossentropy" and units == 1:
-            if top > 1:
-                raise TrainingError(f"binary_crossentropy with one output unit needs labels 0 and 1, but the data "
-                                    f"has {ds.num_classes} classes: use sparse_categorical_crossentropy and "
-                                    f"{ds.num_classes} output units.")
-        elif top >= units:
-            raise TrainingError(
-                f"The output layer has {units} unit(s) but the data has {max(ds.num_classes, top + 1)} classes: "
-                f"give the last Dense layer {max(ds.num_classes, top + 1)} units.")
-
+        _check_labels(y_train, settings.loss, units, ds.num_classes)
         x_val = y_val = None
         if settings.validation_split > 0:
             split_seed = settings.seed if settings.seed is not None else 0
@@ -333,22 +397,8 @@ class Trainer:
                 x_val = y_val = None
         if len(y_train) == 0:
             raise TrainingError("The validation split leaves no training examples: lower --validation-split.")
-
-        one_hot = settings.loss in ("categorical_crossentropy", "mean_squared_error") or (
-            settings.loss == "binary_crossentropy" and units > 1)
-
-        def targets(y: Any) -> Any:
-            if y is None:
-                return None
-            if one_hot:
-                return data_mod.one_hot(y, units)
-            if settings.loss == "binary_crossentropy":
-                return y.astype("float32").reshape(-1, 1)
-            return y
-
         batch_size = int(settings.batch_size)
         eval_batch = max(batch_size, 256)
-        replicas = placement.replicas
         if replicas > 1:
             # Under MirroredStrategy a last batch that does not split evenly across replicas fails inside
             # TensorFlow (AddN shape mismatch): drop the few examples that make it uneven.
@@ -361,64 +411,92 @@ class Trainer:
             if x_test is not None:
                 eval_batch -= eval_batch % replicas
                 x_test, y_test = _even(x_test, y_test, eval_batch, replicas)
-        y_train_t, y_val_t, y_test_t = targets(y_train), targets(y_val), targets(y_test)
-        hyper = {**settings.to_dict(), "device": self.device, "mixed_precision": mixed}
-        data_desc = {**ds.description(), "train_samples": int(len(y_train)),
-                     "validation_samples": int(len(y_val)) if y_val is not None else 0}
-        if self.runs_store is not None:
-            self.record = self.runs_store.create(design=self.design.to_dict(), hyperparameters=hyper,
-                                                 data=data_desc, device=placement.description)
-            self._log(f"Run {self.record.id} recorded in {self.runs_store.root}.")
+        one_hot = _one_hot(settings.loss, units)
+        data = _Data(x_train, _targets(y_train, settings.loss, units, one_hot), x_val,
+                     _targets(y_val, settings.loss, units, one_hot), x_test,
+                     _targets(y_test, settings.loss, units, one_hot), one_hot, batch_size, eval_batch)
+        data.description = {**ds.description(), "train_samples": data.n_train, "validation_samples": data.n_val}
+        return data
 
-        def metric() -> Any:
-            if units == 1:
-                return keras.metrics.BinaryAccuracy(name="accuracy")
-            if one_hot:
-                return keras.metrics.CategoricalAccuracy(name="accuracy")
-            return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    def _start_record(self, settings: TrainingSettings, data: _Data, placement: Any, mixed: bool) -> None:
+        """Create the run's record before training, so that a run that fails or is killed is still listed."""
+        if self.runs_store is None:
+            return
+        hyper = {**settings.to_dict(), "device": self.device, "mixed_precision": mixed}
+        self.record = self.runs_store.create(design=self.design.to_dict(), hyperparameters=hyper,
+                                             data=data.description, device=placement.description)
+        self._log(f"Run {self.record.id} recorded in {self.runs_store.root}.")
+
+    def _engine_callback(self, settings: TrainingSettings, data: _Data, replicas: int) -> Any:
+        """The one callback that reports, polls stop/pause, catches NaN, early-stops and measures step time.
+
+        Step-time tuning is off with several replicas: their executions are not the Python-bound kind it helps.
+        """
+        from neuralstudio.ml.callbacks import EngineCallback
+
+        return EngineCallback(reporter=self.reporter, control=self.control, record=self.record,
+                              save_record=self._save_record, train_samples=data.n_train,
+                              batch_size=data.batch_size, epochs=settings.epochs, patience=settings.early_stopping,
+                              tune=self.tune_steps_per_execution and replicas == 1)
+
+    def _compiler(self, model: Any, settings: TrainingSettings, placement: Any, units: int, one_hot: bool,
+                  mixed: bool) -> Callable[[int], None]:
+        """A function that compiles ``model`` for a given ``steps_per_execution``.
+
+        One optimizer for the whole run, made once in the device's scope: a recompile (to change
+        ``steps_per_execution``) keeps its state, so the run continues as one. ``jit_compile="auto"``:
+        XLA made a small convnet 5.6x slower on the CPU.
+        """
+        import keras
+
+        from neuralstudio.ml.optimizers import make_optimizer
 
         with placement.scope():
             optimizer = make_optimizer(settings)
             if mixed:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
 
-        n_train = int(len(y_train))
-        cb = EngineCallback(reporter=self.reporter, control=self.control, record=self.record,
-                            save_record=self._save_record, train_samples=n_train, batch_size=batch_size,
-                            epochs=settings.epochs, patience=settings.early_stopping,
-                            tune=self.tune_steps_per_execution and replicas == 1)
-        self._log(f"Training {model.count_params():,} parameters on {placement.description}: {n_train:,} examples"
-                  + (f", {len(y_val):,} for validation" if y_val is not None else "")
-                  + f", batch {batch_size}, {settings.epochs} epoch(s), {settings.optimizer} at "
-                  f"learning rate {settings.learning_rate:g}.")
-
-        spe = 1
-        first_epoch = 0
-        fit_t0 = time.perf_counter()  # the copy into tensors counts, as it does inside a plain fit
-        x_train, y_train_t, x_val, y_val_t = to_tensors(x_train, y_train_t, x_val, y_val_t)
-        val_batches = batches(x_val, y_val_t, batch_size, shuffle=False) if x_val is not None else None
-        while not self.control.stop_requested:
+        def compile_model(steps_per_execution: int) -> None:
             with placement.scope():
-                model.compile(optimizer=optimizer, loss=settings.loss, metrics=[metric()],
-                              steps_per_execution=spe, jit_compile="auto")
+                model.compile(optimizer=optimizer, loss=settings.loss, metrics=[_accuracy_metric(units, one_hot)],
+                              steps_per_execution=steps_per_execution, jit_compile="auto")
+
+        return compile_model
+
+    def _fit(self, model: Any, data: _Data, settings: TrainingSettings, placement: Any, cb: Any,
+             compile_model: Callable[[int], None]) -> tuple[int, float]:
+        """Train until the epochs are done or the run stops; the last ``steps_per_execution`` and the fit's seconds.
+
+        The first ``fit`` runs one step per execution while the callback measures the step time; when steps
+        are short, the model is recompiled with more steps per execution (:func:`_steps_per_execution_next`) and
+        a new ``fit`` continues at the next epoch. The data is copied into tensors once for the whole run, and
+        each ``fit`` reads one iterator that shuffles every epoch anew (see ``ml/input_pipeline.py``).
+        """
+        from neuralstudio.ml.input_pipeline import batches, steps_per_epoch, to_tensors
+
+        spe, first_epoch = 1, 0
+        fit_t0 = time.perf_counter()  # the copy into tensors counts, as it does inside a plain fit
+        x_train, y_train, x_val, y_val = to_tensors(data.x_train, data.y_train, data.x_val, data.y_val)
+        val_batches = batches(x_val, y_val, data.batch_size, shuffle=False) if x_val is not None else None
+        while not self.control.stop_requested:
+            compile_model(spe)
             cb.begin_fit(spe, first_epoch)
             with placement.scope():
                 # one iterator for all the epochs of this call, each epoch shuffled anew (so fit's own shuffle is off)
-                model.fit(batches(x_train, y_train_t, batch_size, shuffle=True, repeat=True, skip_epochs=first_epoch),
-                          steps_per_epoch=steps_per_epoch(n_train, batch_size), epochs=settings.epochs,
-                          initial_epoch=first_epoch, validation_data=val_batches, shuffle=False,
-                          verbose=0, callbacks=[cb])
-            st = cb.state
-            if st.retune_to and not (st.nan_at or st.early_stopped or st.stopped_by_user):
-                spe, first_epoch = st.retune_to, st.epochs_done
-                self._log(f"Steps are short: running {spe} steps per execution from epoch {first_epoch + 1}.")
-                continue
-            break
-        fit_seconds = time.perf_counter() - fit_t0 - cb.state.paused_seconds
-        st = cb.state
-        if self.control.stop_requested:
-            st.stopped_by_user = True
+                train = batches(x_train, y_train, data.batch_size, shuffle=True, repeat=True, skip_epochs=first_epoch)
+                model.fit(train, steps_per_epoch=steps_per_epoch(data.n_train, data.batch_size),
+                          epochs=settings.epochs, initial_epoch=first_epoch, validation_data=val_batches,
+                          shuffle=False, verbose=0, callbacks=[cb])
+            retuned = _steps_per_execution_next(cb.state)
+            if retuned is None:
+                break
+            spe, first_epoch = retuned, cb.state.epochs_done
+            self._log(f"Steps are short: running {spe} steps per execution from epoch {first_epoch + 1}.")
+        return spe, time.perf_counter() - fit_t0 - cb.state.paused_seconds
 
+    def _outcome(self, model: Any, settings: TrainingSettings, st: Any) -> tuple[str, str]:
+        """The run's status and the message that explains it, with the weights to keep put back into ``model``:
+        the last good ones after a NaN, the best ones after early stopping (or a finished run that got worse)."""
         status, message = "finished", f"Trained {st.epochs_done} epoch(s)."
         if st.nan_at is not None:
             e, b = st.nan_at
@@ -443,12 +521,16 @@ class Trainer:
             if status == "finished" and st.best_epoch + 1 != st.epochs_done:
                 message += f" The best weights (epoch {st.best_epoch + 1}) were restored."
             model.set_weights(st.best_weights)
+        return status, message
 
+    def _result(self, model: Any, status: str, message: str, st: Any, data: _Data, spe: int, fit_seconds: float,
+                device: str) -> RunResult:
+        """The result of a run that trained: its history, speed and the final losses of the weights kept
+        (validation figures of the best epoch when the best weights were restored)."""
         result = RunResult(status=status, message=message, epochs_run=st.epochs_done,
-                           history={k: list(v) for k, v in st.history.items()}, batch_size=batch_size,
-                           train_samples=n_train, validation_samples=int(len(y_val)) if y_val is not None else 0,
-                           steps_per_execution=spe, device=placement.description, model=model,
-                           run_id=self.record.id if self.record else None)
+                           history={k: list(v) for k, v in st.history.items()}, batch_size=data.batch_size,
+                           train_samples=data.n_train, validation_samples=data.n_val, steps_per_execution=spe,
+                           device=device, model=model, run_id=self.record.id if self.record else None)
         result.fit_seconds = fit_seconds
         result.samples_per_second = st.samples_seen / fit_seconds if fit_seconds > 0 else 0.0
         last = {k: v[-1] for k, v in st.history.items() if v}
@@ -458,26 +540,33 @@ class Trainer:
             result.val_accuracy = _at(st.history.get("val_accuracy"), st.best_epoch)
         else:
             result.val_loss, result.val_accuracy = last.get("val_loss"), last.get("val_accuracy")
-        self._log(message)
-
-        if x_test is not None:
-            test_batches = batches(*to_tensors(x_test, y_test_t), eval_batch, shuffle=False)
-            with placement.scope():
-                scores = model.evaluate(test_batches, verbose=0, return_dict=True)
-            result.test_loss = _finite_or_none(scores.get("loss"))
-            result.test_accuracy = _finite_or_none(scores.get("accuracy"))
-        self._save_model(model, result)
-        result.seconds = time.perf_counter() - t0 - st.paused_seconds
-        if self.record is not None:
-            self.record.status, self.record.message = status, message
-            self.record.timing = {"seconds": result.seconds, "fit_seconds": fit_seconds,
-                                  "samples_per_second": result.samples_per_second, "epochs_run": st.epochs_done,
-                                  "train_samples": n_train, "steps_per_execution": spe}
-            self.record.final = {"test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
-                                 "val_loss": result.val_loss, "val_accuracy": result.val_accuracy,
-                                 "train_loss": result.train_loss, "train_accuracy": result.train_accuracy}
-            self._save_record()
         return result
+
+    def _evaluate(self, model: Any, data: _Data, placement: Any, result: RunResult) -> None:
+        """Score the weights kept on the test split (when there is one), in batches of at least 256: no gradient
+        is kept, so larger batches only cost memory and save per-step overhead."""
+        if data.x_test is None:
+            return
+        from neuralstudio.ml.input_pipeline import batches, to_tensors
+
+        test_batches = batches(*to_tensors(data.x_test, data.y_test), data.eval_batch, shuffle=False)
+        with placement.scope():
+            scores = model.evaluate(test_batches, verbose=0, return_dict=True)
+        result.test_loss = _finite_or_none(scores.get("loss"))
+        result.test_accuracy = _finite_or_none(scores.get("accuracy"))
+
+    def _finish_record(self, result: RunResult, st: Any) -> None:
+        """Write the run's outcome, timing and final figures into its record (the batches and epochs are there)."""
+        if self.record is None:
+            return
+        self.record.status, self.record.message = result.status, result.message
+        self.record.timing = {"seconds": result.seconds, "fit_seconds": result.fit_seconds,
+                              "samples_per_second": result.samples_per_second, "epochs_run": st.epochs_done,
+                              "train_samples": result.train_samples, "steps_per_execution": result.steps_per_execution}
+        self.record.final = {"test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
+                             "val_loss": result.val_loss, "val_accuracy": result.val_accuracy,
+                             "train_loss": result.train_loss, "train_accuracy": result.train_accuracy}
+        self._save_record()
 
     def _save_record(self) -> None:
         if self.record is not None and self.runs_store is not None:
@@ -493,9 +582,9 @@ class Trainer:
         if self.out_path:
             try:
                 with atomic_path(self.out_path) as tmp:
-                    if first:
+                    if first and first.lower().endswith(tmp.suffix.lower()):
                         shutil.copyfile(first, tmp)
-                    else:
+                    else:  # a .h5 name needs Keras's legacy HDF5 format, not a copy of the run's .keras archive
                         model.save(tmp)
             except OSError as exc:
                 raise TrainingError(f"Cannot write the model to {self.out_path}: {exc.strerror}.") from None
@@ -524,6 +613,73 @@ def _set_initial_weights(model: Any, weights: list[Any]) -> None:
         raise TrainingError(f"The loaded weights do not fit this design ({detail}): train from scratch, or open "
                             "the design that the model was saved from.")
     model.set_weights(weights)
+
+
+def _output_units(model: Any) -> int:
+    """Scores per example of a classifier's output; refused (with the fix) for any other output shape."""
+    out_shape = tuple(model.output_shape)
+    if len(out_shape) != 2 or out_shape[-1] is None:
+        raise TrainingError(
+            f"The network's output has shape {out_shape}, but classification needs one score per class "
+            "(batch, classes): end with Flatten or GlobalAveragePooling and a Dense layer.")
+    return int(out_shape[-1])
+
+
+def _check_labels(y: Any, loss: str, units: int, num_classes: int) -> None:
+    """Refuse labels the output layer cannot score, before any time is spent training."""
+    if len(y) == 0:
+        raise TrainingError("The data set has no training examples.")
+    top = int(y.max())
+    if loss == "binary_crossentropy" and units == 1:
+        if top > 1:
+            raise TrainingError(f"binary_crossentropy with one output unit needs labels 0 and 1, but the data "
+                                f"has {num_classes} classes: use sparse_categorical_crossentropy and "
+                                f"{num_classes} output units.")
+    elif top >= units:
+        classes = max(num_classes, top + 1)
+        raise TrainingError(f"The output layer has {units} unit(s) but the data has {classes} classes: "
+                            f"give the last Dense layer {classes} units.")
+
+
+def _one_hot(loss: str, units: int) -> bool:
+    """Whether ``loss`` compares the output with one-hot rows (else with class indices or 0/1 labels)."""
+    return loss in ("categorical_crossentropy", "mean_squared_error") or (
+        loss == "binary_crossentropy" and units > 1)
+
+
+def _targets(y: Any, loss: str, units: int, one_hot: bool) -> Any:
+    """Labels encoded as ``loss`` reads them (None stays None)."""
+    if y is None:
+        return None
+    from neuralstudio.ml import data as data_mod
+
+    if one_hot:
+        return data_mod.one_hot(y, units)
+    if loss == "binary_crossentropy":
+        return y.astype("float32").reshape(-1, 1)
+    return y
+
+
+def _accuracy_metric(units: int, one_hot: bool) -> Any:
+    """Keras's accuracy for how the targets are encoded, named ``accuracy`` whatever its kind (the plots read it)."""
+    import keras
+
+    if units == 1:
+        return keras.metrics.BinaryAccuracy(name="accuracy")
+    if one_hot:
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
+    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+def _steps_per_execution_next(st: Any) -> int | None:
+    """The ``steps_per_execution`` to recompile with, or None to stop fitting.
+
+    The callback asks for one at the end of the first epoch when it measured short steps
+    (``callbacks.EngineCallback``); a run that is ending anyway (NaN, early stopping, Stop) is not recompiled.
+    """
+    if st.retune_to and not (st.nan_at or st.early_stopped or st.stopped_by_user):
+        return int(st.retune_to)
+    return None
 
 
 def _json_safe(v: Any) -> Any:

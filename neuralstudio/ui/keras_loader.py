@@ -3,6 +3,11 @@
 Importing TensorFlow takes seconds; the window must appear in well under a
 second.  The loader is the first task of the window's :class:`TaskRunner`, so
 every later task that needs Keras (analysis, opening a model) queues behind it.
+
+TensorFlow is imported on a plain Python thread, as every Keras job runs (docs/ARCHITECTURE.md,
+"Threads"): imported first inside a QThread, it crashed later loads (building NASNetMobile: a
+segfault in a TF random op, measured). The thread's name matters: TensorFlow's compute pool, started
+by the first op, takes it (``neuralstudio-im`` in thread listings).
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from typing import Any
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
-from neuralstudio.ui.tasks import TaskRunner, on_python_thread
+from neuralstudio.ui.tasks import TaskRunner
+
+#: the thread that imports Keras (and names TensorFlow's compute pool)
+IMPORT_THREAD = "neuralstudio-import-keras"
 
 
 def load_keras() -> dict[str, Any]:
@@ -24,11 +32,6 @@ def load_keras() -> dict[str, Any]:
     # window copes with the import anyway, not at the first analysis or when the Train page first shows.
     keras.ops.zeros(())
     return {"catalog": catalog_mod.catalog(), "keras_version": keras.__version__}
-
-
-#: TensorFlow imported on a plain Python thread: measured, when it is first imported inside a QThread,
-#: building NASNetMobile later crashes the process (segfault in a TF random op).
-_load = on_python_thread(load_keras, "neuralstudio-import-keras")
 
 
 class KerasLoader(QObject):
@@ -46,7 +49,7 @@ class KerasLoader(QObject):
         self.keras_version = ""
 
     def start(self) -> None:
-        self.runner.submit(_load, self._on_done, self._on_error)
+        self.runner.submit(load_keras, self._on_done, self._on_error, thread_name=IMPORT_THREAD)
 
     def wait(self, timeout_ms: int = 120_000) -> bool:
         """Wait (with a live event loop) until loading ends; True when Keras is ready."""

@@ -10,18 +10,20 @@ Two things made the window stall 50-130 ms while a model trained on a 2-core mac
   re-entry can wait that long.  :func:`favor_gui_thread` shortens the interval
   to 1 ms; the training thread pays only when the GUI actually asks for the GIL,
   which an idle event loop does not.
-* **The CPU.**  TensorFlow keeps one compute thread per core busy, so the GUI
-  thread waited for a core behind them.  :func:`lower_training_threads` runs every
-  thread but the GUI thread and Qt's own a few nice steps below the GUI thread
-  (Linux only).  Not only TensorFlow's ``tf_*`` threads: its compute pool takes the
-  name of whichever thread ran the first op (the Keras loader, in the app), and
-  left at the GUI's priority it delayed the GUI's timers 50+ ms with no thread
-  holding the GIL (py-spy dumps during the stall).  With the CPU otherwise idle they get all of
-  it, so training speed is unchanged (measured in
-  ``tests/benchmarks/bench_train_window.py``); when the GUI needs a core, the
-  scheduler gives it one at once.  An unprivileged process cannot raise a
-  thread's priority again, so the threads stay lowered for the session, which
-  only ever makes them yield.
+* **The CPU.**  TensorFlow keeps one compute thread per core busy, and its threads
+  wake each other all the time; each wake-up of a normal thread may preempt the
+  GUI thread, which then waits for a core behind them (stalls of 50+ ms with no
+  thread holding the GIL, py-spy dumps during the stall).  Not only TensorFlow's
+  ``tf_*`` threads: its compute pool takes the name of whichever thread ran the
+  first op (the Keras loader, in the app).  :func:`training_priority` marks every
+  thread but the GUI thread and Qt's own as *batch* work (``SCHED_BATCH``) for the
+  run: the scheduler gives batch threads the same share of the CPU as before, but
+  they never preempt a thread that wakes up, while the GUI thread, waking for an
+  event or a timer, preempts them.  Their nice value is left alone: a niced thread
+  loses to every other program on the machine (training ran at a quarter of its
+  speed and Stop took 5.4 s beside one busy program), and an unprivileged process
+  cannot raise a thread's priority again, so TensorFlow's pool would have stayed
+  slow for Predict after the run.  ``SCHED_BATCH`` is undone when the run ends.
 * **Qt's painting helpers.**  Qt's raster engine splits large fills into segments
   and hands them to a pool of helper threads, the GUI thread waiting until they
   are done.  While TensorFlow keeps every core busy, each paint woke two helper
@@ -37,12 +39,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 #: the longest the GUI thread waits for the GIL at each re-entry into Python
 GUI_SWITCH_INTERVAL_S = 0.001
-#: nice value of training threads (the GUI thread keeps the process's, normally 0)
-TRAINING_NICE = 5
+#: the scheduling policy of training threads during a run (Linux): CPU-bound work that never preempts on wake-up
+TRAINING_POLICY = getattr(os, "SCHED_BATCH", None)
 _TASKS = "/proc/self/task"
 
 
@@ -61,33 +65,91 @@ def favor_gui_thread() -> None:
         sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
 
 
-#: Qt's own threads, which serve the GUI (input events, D-Bus, paint helpers): kept at its priority
+#: Qt's own threads, which serve the GUI (input events, D-Bus, paint helpers): kept as they are
 QT_THREAD_PREFIXES = ("QXcb", "QDBus", "Thread (pooled)", "QWayland")
 
 
-def lower_training_threads(thread_ids: Iterable[int] = ()) -> int:
-    """Move every thread but the GUI thread and Qt's own (``thread_ids`` included) to :data:`TRAINING_NICE`.
+@dataclass
+class LoweredThreads:
+    """What :func:`lower_training_threads` changed, so that :func:`restore_threads` can undo exactly that.
 
-    Threads those threads start later inherit the lower priority; threads the GUI thread starts later
-    do not.  Returns how many threads were changed; does nothing (returns 0) where threads have no
-    nice value of their own (not Linux) and never touches the main (GUI) thread.
+    ``changed`` maps each thread moved to :data:`TRAINING_POLICY` to its policy before; ``seen`` holds every
+    thread that existed then (a thread not in it was started during the run and inherited the policy).
     """
-    if not sys.platform.startswith("linux") or not os.path.isdir(_TASKS):
-        return 0
+
+    changed: dict[int, int] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)
+
+
+def lower_training_threads(thread_ids: Iterable[int] = ()) -> LoweredThreads:
+    """Move every thread but the GUI thread and Qt's own (``thread_ids`` included) to :data:`TRAINING_POLICY`.
+
+    Threads those threads start later inherit the policy; threads the GUI thread starts later do not.  Does
+    nothing where threads have no policy of their own (not Linux), and never touches the main (GUI) thread.
+    """
+    lowered = LoweredThreads()
+    if TRAINING_POLICY is None or not sys.platform.startswith("linux") or not os.path.isdir(_TASKS):
+        return lowered
     gui = threading.main_thread().native_id
     wanted = {int(t) for t in thread_ids}
-    changed = 0
-    for entry in os.listdir(_TASKS):
-        tid = int(entry)
+    for tid in _thread_ids():
+        lowered.seen.add(tid)
         if tid == gui or (tid not in wanted and _thread_name(tid).startswith(QT_THREAD_PREFIXES)):
             continue
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < TRAINING_NICE:
-                os.setpriority(os.PRIO_PROCESS, tid, TRAINING_NICE)
-                changed += 1
-        except OSError:  # the thread has ended, or the system refuses: only responsiveness is at stake
-            continue
-    return changed
+        before = _policy(tid)
+        if before == os.SCHED_OTHER and _set_policy(tid, TRAINING_POLICY):
+            lowered.changed[tid] = before
+    return lowered
+
+
+def restore_threads(lowered: LoweredThreads) -> int:
+    """Give every thread :func:`lower_training_threads` changed, and every thread started since that inherited
+    :data:`TRAINING_POLICY`, the normal policy back; returns how many threads were restored.
+
+    TensorFlow's compute threads outlive the run: left as batch work, they would make Predict and the next
+    analyses wait behind every other program on the machine.
+    """
+    if TRAINING_POLICY is None or not os.path.isdir(_TASKS):
+        return 0
+    restored = 0
+    for tid in _thread_ids():
+        if tid not in lowered.changed and tid in lowered.seen:
+            continue  # not ours: as it was
+        if _policy(tid) == TRAINING_POLICY and _set_policy(tid, lowered.changed.get(tid, os.SCHED_OTHER)):
+            restored += 1
+    return restored
+
+
+@contextmanager
+def training_priority(thread_ids: Iterable[int] = ()) -> Iterator[LoweredThreads]:
+    """:func:`lower_training_threads` for the duration of the ``with`` block, then :func:`restore_threads`."""
+    lowered = lower_training_threads(thread_ids)
+    try:
+        yield lowered
+    finally:
+        restore_threads(lowered)
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(entry) for entry in os.listdir(_TASKS)]
+    except OSError:
+        return []
+
+
+def _policy(tid: int) -> int | None:
+    try:
+        return os.sched_getscheduler(tid)
+    except OSError:  # the thread has ended
+        return None
+
+
+def _set_policy(tid: int, policy: int) -> bool:
+    try:
+        os.sched_setscheduler(tid, policy, os.sched_param(0))
+    except OSError:  # the thread has ended, or the system refuses: only responsiveness is at stake
+        return False
+    return True
 
 
 def _thread_name(tid: int) -> str:

@@ -1,17 +1,21 @@
-"""A worker thread that runs Qt-free functions one after another, off the GUI thread.
+"""Runs Qt-free functions one after another, off the GUI thread, each on a plain Python thread of its own.
 
 Keras loading, model import and graph analysis all go through one
 :class:`TaskRunner`, so they run in the order they were asked for: anything
 submitted after the Keras loader naturally waits for Keras without the window
 freezing.  Results come back as queued signals on the GUI thread; the worker
 never touches a widget, and every exception is caught there and sent back.
+
+The runner's QThread only orders the tasks and waits: each task itself runs on a
+fresh ``threading.Thread`` (:func:`neuralstudio.ml.keras_threads.run_on_python_thread`),
+because Keras work directly on a QThread crashed the process, and a thread per task
+gives each task Keras state of its own (docs/ARCHITECTURE.md, "Threads").
 """
 
 from __future__ import annotations
 
 import atexit
 import itertools
-import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -19,45 +23,21 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
+from neuralstudio.ml.keras_threads import on_python_thread, run_on_python_thread
+
+__all__ = ["TaskRunner", "on_python_thread"]
+
 _Done = Callable[[Any], None]
 _Failed = Callable[[BaseException, str], None]
-
-
-def on_python_thread(fn: Callable[[], Any], name: str) -> Callable[[], Any]:
-    """``fn`` wrapped to run on a plain Python thread that the runner's QThread waits for.
-
-    For TensorFlow's first import (done on a QThread, it crashed the process later: a segfault in
-    a TF random op) and for Measure speed's compile of a training step (compiling a model on the
-    runner's QThread segfaulted once too). Neither happens on a ``threading.Thread``. Exceptions
-    come back to the runner, which sends them to the GUI.
-    """
-
-    def run() -> Any:
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["result"] = fn()
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the runner's thread below
-                box["error"] = exc
-
-        t = threading.Thread(target=target, name=name, daemon=True)
-        t.start()
-        t.join()
-        if "error" in box:
-            raise box["error"]
-        return box.get("result")
-
-    return run
 
 
 class _Worker(QObject):
     finished = Signal(int, object, object)  # task id, result, (exception, traceback text) or None
 
-    @Slot(int, object)
-    def run(self, task_id: int, fn: Callable[[], Any]) -> None:
+    @Slot(int, object, str)
+    def run(self, task_id: int, fn: Callable[[], Any], thread_name: str) -> None:
         try:
-            result = fn()
+            result = run_on_python_thread(fn, thread_name)
         except BaseException as exc:  # noqa: BLE001 - sent to the GUI thread, never raised here
             self.finished.emit(task_id, None, (exc, traceback.format_exc()))
             return
@@ -86,7 +66,7 @@ def _stop(thread: QThread) -> None:
 class TaskRunner(QObject):
     """Runs submitted callables in order on one background QThread."""
 
-    _submit = Signal(int, object)
+    _submit = Signal(int, object, str)
 
     def __init__(self, parent: QObject | None = None, name: str = "neuralstudio-tasks") -> None:
         super().__init__(parent)
@@ -100,6 +80,7 @@ class TaskRunner(QObject):
         self._callbacks: dict[int, tuple[_Done | None, _Failed | None]] = {}
         self._thread.start()
         self._key = id(self._thread)
+        self._name = name
         _RUNNING[self._key] = (self._thread, self._worker)
 
     @property
@@ -107,11 +88,14 @@ class TaskRunner(QObject):
         return bool(self._callbacks)
 
     def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException, str], None] | None = None) -> int:
-        """Queue ``fn``; ``on_done(result)`` or ``on_error(exc, tb)`` is called on the GUI thread."""
+               on_error: Callable[[BaseException, str], None] | None = None, *, thread_name: str = "") -> int:
+        """Queue ``fn``; ``on_done(result)`` or ``on_error(exc, tb)`` is called on the GUI thread.
+
+        ``fn`` runs on a plain Python thread named ``thread_name`` (the runner's name when empty).
+        """
         task_id = next(self._ids)
         self._callbacks[task_id] = (on_done, on_error)
-        self._submit.emit(task_id, fn)
+        self._submit.emit(task_id, fn, thread_name or self._name)
         return task_id
 
     def call(self, fn: Callable[[], Any], timeout_ms: int = 600_000) -> Any:

@@ -1,7 +1,7 @@
 """Soak test of the Train window: 5,000 plot refreshes, then 10 short runs in a row in one window.
 
 Reports the process's resident memory before, after the refreshes and after every run, and
-checks that nothing crashed (DESIGN.md: PySide6 6.12.0 + pyqtgraph 0.14 aborted within a few
+checks that nothing crashed (docs/ARCHITECTURE.md, "Traps": PySide6 6.12.0 + pyqtgraph 0.14 aborted within a few
 hundred repaints; this is the long-repaint check) and that no training thread is left running.
 
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/soak_train_window.py [--repaints 5000] [--runs 10]

@@ -116,7 +116,8 @@ def test_edits_made_while_a_model_opens_are_not_replaced_silently(ready_window, 
     request = w.open_path(path, confirm=False)
     w.editor.add_layer("Dense", (400.0, 300.0))
     qtbot.waitUntil(lambda: request.done, timeout=60_000)
-    assert request.ok and {n.name for n in w.doc.graph} == {"input_layer", "only"}
+    names = sorted(n.name for n in w.doc.graph)  # Keras numbers the input's name per process: input_layer_N
+    assert request.ok and len(names) == 2 and names[1] == "only" and names[0].startswith("input_layer")
 
 
 def test_an_open_without_edits_meanwhile_asks_nothing(ready_window, qtbot, tmp_path, monkeypatch):

@@ -29,6 +29,30 @@ def test_results_and_errors_come_back_on_the_gui_thread(qtbot):
         runner.shutdown()
 
 
+def test_each_task_runs_on_a_plain_python_thread_of_its_own(qtbot):
+    """Keras work directly on a QThread crashed the process, and Keras keeps its state per thread
+    (docs/ARCHITECTURE.md, "Threads"): a task runs on a fresh ``threading.Thread``, with no state left by the last."""
+    runner = TaskRunner(name="ns-test-tasks")
+    local = threading.local()
+
+    def task() -> tuple[str, bool, object]:
+        left_over = hasattr(local, "mark")
+        local.mark = True
+        return threading.current_thread().name, left_over, type(threading.current_thread())
+
+    try:
+        first, second = runner.call(task), runner.call(task)
+        seen = {}
+        runner.submit(lambda: threading.current_thread().name, lambda r: seen.setdefault("name", r),
+                      thread_name="ns-named-task")
+        qtbot.waitUntil(lambda: "name" in seen, timeout=5000)
+    finally:
+        runner.shutdown()
+    assert first[0] == second[0] == "ns-test-tasks" and first[2] is threading.Thread  # not a QThread's dummy
+    assert first[1] is False and second[1] is False, "a task saw the thread-local state of the one before"
+    assert seen["name"] == "ns-named-task"
+
+
 def test_a_script_that_drops_a_runner_without_stopping_it_exits_cleanly(tmp_path):
     """Destroying a running QThread aborts the process; the runner's thread must be stopped at exit."""
     script = textwrap.dedent("""

@@ -58,10 +58,11 @@ def bundled_model_path() -> Path:
     return bundled_models_dir() / "digits.keras"
 
 
-# The background jobs load or copy the model and check its shapes (seconds: Keras import, file
-# reading).  The prediction function itself is traced and warmed up on the GUI thread (well under a
-# second): TensorFlow's graph tracing keeps per-thread Python state, and a second trace on the
-# loader QThread crashed the interpreter (segfault in graph_def_versions, TF 2.21, measured).
+# The background jobs load or copy the model, check its shapes, and trace and warm up the prediction
+# function (seconds: Keras import, file reading, tracing), each on a plain Python thread of its own (the
+# task runner's rule, docs/ARCHITECTURE.md "Threads"): the GUI thread only calls the traced function.
+# Tracing it on the GUI thread froze the window for 0.2-0.6 s at every model change; traced on the
+# runner's QThread itself, a second trace crashed the interpreter (segfault in graph_def_versions, TF 2.21).
 
 
 def ask_trust(parent: QWidget | None, file_name: str, exc: UntrustedCodeError) -> bool:
@@ -82,26 +83,25 @@ def ask_trust(parent: QWidget | None, file_name: str, exc: UntrustedCodeError) -
 
 
 def _load_file_job(path: str, trusted: bool) -> Any:
-    from neuralstudio.ml.inference import check_model
+    from neuralstudio.ml.inference import Predictor, check_model
     from neuralstudio.ml.model_files import load_keras_model
 
     model = load_keras_model(path, trusted=trusted)
     check_model(model)
-    return model
+    return Predictor(model)
 
 
 def _copy_job(model: Any) -> Any:
-    from neuralstudio.ml.inference import check_model, inference_copy
+    from neuralstudio.ml.inference import Predictor, check_model, inference_copy
 
     check_model(model)
-    return inference_copy(model)
+    return Predictor(inference_copy(model))
 
 
 def _same_job(model: Any) -> Any:
-    from neuralstudio.ml.inference import check_model
+    from neuralstudio.ml.inference import Predictor
 
-    check_model(model)
-    return model
+    return Predictor(model)
 
 
 class PredictWorkspace(QWidget):
@@ -293,15 +293,8 @@ class PredictWorkspace(QWidget):
         p = str(path)
         self._start(lambda: _load_file_job(p, False), BUNDLED_LABEL)
 
-    def _on_model_ready(self, gen: int, model: Any, label: str) -> None:
+    def _on_model_ready(self, gen: int, predictor: Any, label: str) -> None:
         if gen != self._generation:
-            return
-        from neuralstudio.ml.inference import Predictor
-
-        try:
-            predictor = Predictor(model)  # trace + warm up here, on the GUI thread (see _load_file_job)
-        except Exception as exc:  # noqa: BLE001 - shown as a message, never raised into Qt
-            self._on_model_error(gen, exc, label)
             return
         self._loading = False
         self.predictor = predictor

@@ -4,6 +4,11 @@ The trainer reports through :class:`BufferReporter`, whose callbacks only
 append to a lock-protected :class:`ReportBuffer` — no Qt signal per batch, no
 widget touched from the worker thread.  The workspace drains the buffer from a
 GUI timer.  The only signals the worker emits are the two that end a run.
+
+The worker's QThread only waits: the trainer does its Keras work on a plain Python
+thread of its own (docs/ARCHITECTURE.md, "Threads"), and for the length of the run
+every thread but the GUI's is batch work for the scheduler (``ui/responsiveness.py``),
+undone before the run's end is signalled.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from neuralstudio.core.errors import UserError
-from neuralstudio.ui.responsiveness import lower_training_threads
+from neuralstudio.ui.responsiveness import training_priority
 
 
 @dataclass
@@ -140,23 +145,9 @@ class TrainWorker(QObject):
         try:
             from neuralstudio.ml.trainer import Trainer
 
-            # The GUI thread comes first (see responsiveness); threads this one starts inherit its priority.
-            lower_training_threads([threading.get_native_id()])
-            r = self.request
-            dataset = r.dataset
-            if isinstance(dataset, str):
-                from neuralstudio.ml.data import load_dataset
-
-                self.buffer.add_message(f"Loading the data set {dataset}…")
-                dataset = load_dataset(dataset)
-            if getattr(dataset, "x_train", None) is not None:
-                self.buffer.set_meta(train_samples=len(dataset.x_train))
-            trainer = Trainer(r.design, dataset=dataset, settings=r.settings, device=r.device,
-                              mixed_precision=r.mixed_precision, runs_store=r.runs_store,
-                              reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path,
-                              initial_weights=r.initial_weights,
-                              free_memory=False)  # the workspace collects after the run, not during it
-            result = trainer.run()
+            # The GUI thread comes first (see responsiveness); threads this one starts inherit the policy.
+            with training_priority([threading.get_native_id()]):
+                result = self._train(Trainer)
         except UserError as exc:
             self.crashed.emit(str(exc))
             return
@@ -169,3 +160,23 @@ class TrainWorker(QObject):
             self.buffer.add_message(traceback.format_exc())
             return
         self.done.emit(result)
+
+    def _train(self, trainer_class: Any) -> Any:
+        """Load the data set (when named), say how many examples it has, and run the trainer."""
+        r = self.request
+        dataset = r.dataset
+        if isinstance(dataset, str):
+            from neuralstudio.ml.data import load_dataset
+            from neuralstudio.ml.keras_threads import run_on_python_thread
+
+            self.buffer.add_message(f"Loading the data set {dataset}…")
+            spec = dataset
+            dataset = run_on_python_thread(lambda: load_dataset(spec), "neuralstudio-load-data")  # may use Keras
+        if getattr(dataset, "x_train", None) is not None:
+            self.buffer.set_meta(train_samples=len(dataset.x_train))
+        trainer = trainer_class(r.design, dataset=dataset, settings=r.settings, device=r.device,
+                                mixed_precision=r.mixed_precision, runs_store=r.runs_store,
+                                reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path,
+                                initial_weights=r.initial_weights,
+                                free_memory=False)  # the workspace collects after the run, not during it
+        return trainer.run()
