@@ -10,20 +10,22 @@ Two things made the window stall 50-130 ms while a model trained on a 2-core mac
   re-entry can wait that long.  :func:`favor_gui_thread` shortens the interval
   to 1 ms; the training thread pays only when the GUI actually asks for the GIL,
   which an idle event loop does not.
-* **The CPU.**  TensorFlow keeps one compute thread per core busy, and its threads
-  wake each other all the time; each wake-up of a normal thread may preempt the
-  GUI thread, which then waits for a core behind them (stalls of 50+ ms with no
-  thread holding the GIL, py-spy dumps during the stall).  Not only TensorFlow's
-  ``tf_*`` threads: its compute pool takes the name of whichever thread ran the
-  first op (the Keras loader, in the app).  :func:`training_priority` marks every
-  thread but the GUI thread and Qt's own as *batch* work (``SCHED_BATCH``) for the
-  run: the scheduler gives batch threads the same share of the CPU as before, but
-  they never preempt a thread that wakes up, while the GUI thread, waking for an
-  event or a timer, preempts them.  Their nice value is left alone: a niced thread
-  loses to every other program on the machine (training ran at a quarter of its
-  speed and Stop took 5.4 s beside one busy program), and an unprivileged process
-  cannot raise a thread's priority again, so TensorFlow's pool would have stayed
-  slow for Predict after the run.  ``SCHED_BATCH`` is undone when the run ends.
+* **The CPU.**  TensorFlow keeps one compute thread per core busy, so the GUI
+  thread shares a core with them.  Not only TensorFlow's ``tf_*`` threads: its
+  compute pool takes the name of whichever thread ran the first op (the Keras
+  loader, in the app).  :func:`training_priority` makes every thread but the GUI
+  thread and Qt's own *batch* work (``SCHED_BATCH``) for the length of a run, and
+  gives them their normal policy back when it ends.  A batch thread keeps its
+  share of the CPU, as much as any other program's, and the scheduler disfavours
+  it a little at wake-ups (sched(7)).  Their nice value is left alone, although
+  niced threads made the GUI's waits for a core shorter: a niced thread loses to
+  every other program on the machine (beside one busy loop, training from the
+  window ran at 0.52x a terminal's ``fit`` with nice 5, 1.0-1.17x as batch work),
+  and an unprivileged process cannot raise a thread's priority again, so
+  TensorFlow's pool stayed niced, and Predict slow, for the rest of the session.
+  Measured on Linux 6.18 (EEVDF), a GUI-like thread doing 10 ms of work every
+  66 ms beside training and a busy loop waited a median 13 ms extra with batch
+  threads, 14.5 ms with normal ones and 6-8 ms with nice 5 (which halved training).
 * **Qt's painting helpers.**  Qt's raster engine splits large fills into segments
   and hands them to a pool of helper threads, the GUI thread waiting until they
   are done.  While TensorFlow keeps every core busy, each paint woke two helper
