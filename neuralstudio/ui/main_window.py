@@ -34,6 +34,7 @@ from neuralstudio.core.errors import UserError
 from neuralstudio.core.graph import Graph
 from neuralstudio.core.paths import user_data_dir
 from neuralstudio.ml.model_files import UntrustedCodeError
+from neuralstudio.ui.actions import make_action
 from neuralstudio.ui.editor.editor_widget import EditorWidget
 from neuralstudio.ui.editor.layout import auto_layout
 from neuralstudio.ui.garbage_collection import gui_garbage_collector
@@ -326,15 +327,7 @@ class MainWindow(QMainWindow):
 
     # =============================================================== actions
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "", *, name: str = "") -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        if name:
-            a.setObjectName(name)
-        keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        a.setToolTip(f"{tip or text.replace('&', '').rstrip('…')}" + (f" ({keys})" if keys else ""))
-        a.setStatusTip(tip or text.replace("&", ""))
-        a.triggered.connect(lambda _checked=False: slot())
+        a = make_action(self, text, slot, shortcut, tip, name=name)
         self.addAction(a)
         return a
 

@@ -27,6 +27,7 @@ from neuralstudio.core.errors import UserError
 from neuralstudio.core.events import GraphEvent
 from neuralstudio.core.graph import Edge, Graph
 from neuralstudio.ui import commands as cmd
+from neuralstudio.ui.actions import make_action
 from neuralstudio.ui.code_view import CodeView
 from neuralstudio.ui.document import Document
 from neuralstudio.ui.editor.layout import NODE_H, NODE_W, ROW_GAP, auto_layout
@@ -160,15 +161,7 @@ class EditorWidget(QMainWindow):
     # ================================================================ actions
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "", *, name: str = "") -> QAction:
         """An editing action whose keys work on the canvas only (Ctrl+C in a text field stays the field's)."""
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        if name:
-            a.setObjectName(name)
-        keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        a.setToolTip(f"{tip or text.replace('&', '')}" + (f" ({keys})" if keys else ""))
-        a.setStatusTip(tip or text.replace("&", ""))
-        a.triggered.connect(lambda _checked=False: slot())
+        a = make_action(self, text, slot, shortcut, tip, name=name)
         a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.view.addAction(a)
         return a
