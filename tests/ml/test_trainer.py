@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from support import flat_mlp
 
 from neuralstudio.core.design import Design
 from neuralstudio.core.graph import Graph
@@ -21,13 +22,7 @@ from neuralstudio.ml.trainer import TRAINING_THREAD, TrainControl, Trainer, mixe
 
 
 def mlp_design(hidden: int = 30, activation: str = "sigmoid", units: int = 10, output: str = "softmax") -> Design:
-    g = Graph()
-    i = g.add_node("InputLayer", {"batch_shape": [None, 784]})
-    h = g.add_node("Dense", {"units": hidden, "activation": activation})
-    o = g.add_node("Dense", {"units": units, "activation": output})
-    g.connect(i.id, h.id)
-    g.connect(h.id, o.id)
-    return Design(graph=g, name="tiny-mlp")
+    return flat_mlp(hidden=hidden, activation=activation, units=units, output=output)
 
 
 @pytest.fixture(scope="module")
