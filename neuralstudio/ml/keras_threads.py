@@ -64,15 +64,6 @@ def run_on_python_thread(fn: Callable[[], T], name: str) -> T:
     return box["result"]
 
 
-def on_python_thread(fn: Callable[[], T], name: str) -> Callable[[], T]:
-    """``fn`` wrapped so that each call runs it through :func:`run_on_python_thread`."""
-
-    def run() -> T:
-        return run_on_python_thread(fn, name)
-
-    return run
-
-
 def collect_garbage() -> int:
     """Collect Python's cyclic garbage now (the graphs of models no longer referenced); the objects freed.
 

@@ -23,9 +23,9 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
 
-from neuralstudio.ml.keras_threads import on_python_thread, run_on_python_thread
+from neuralstudio.ml.keras_threads import run_on_python_thread
 
-__all__ = ["TaskRunner", "on_python_thread"]
+__all__ = ["TaskRunner"]
 
 _Done = Callable[[Any], None]
 _Failed = Callable[[BaseException, str], None]

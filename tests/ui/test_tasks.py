@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from neuralstudio.ui.tasks import TaskRunner, on_python_thread  # noqa: E402
+from neuralstudio.ui.tasks import TaskRunner  # noqa: E402
 
 
 def test_results_and_errors_come_back_on_the_gui_thread(qtbot):
@@ -24,7 +24,10 @@ def test_results_and_errors_come_back_on_the_gui_thread(qtbot):
         qtbot.waitUntil(lambda: len(seen) == 2, timeout=5000)
         assert isinstance(seen["error"][0], ZeroDivisionError)
         assert seen["error"][1] is threading.main_thread()
-        assert runner.call(on_python_thread(lambda: threading.current_thread().name, "plain-one")) == "plain-one"
+        runner.submit(lambda: threading.current_thread().name, lambda r: seen.setdefault("named", r),
+                      thread_name="plain-one")
+        qtbot.waitUntil(lambda: "named" in seen, timeout=5000)
+        assert seen["named"] == "plain-one"
     finally:
         runner.shutdown()
 

@@ -124,7 +124,7 @@ def test_train_button_runs_and_plots_hold_reported_values(qtbot, workspace, tmp_
         assert all(responsiveness._policy(t) in (os.SCHED_OTHER, None) for t in tf_threads)  # None: ended since
 
 
-def test_pause_resume_stop_keeps_the_model(qtbot, workspace, tmp_path):
+def test_pause_resume_stop_keeps_the_model(qtbot, workspace, tmp_path, monkeypatch):
     ws = workspace
     ws.set_design(tiny_design(epochs=200, batch_size=8))
     qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
@@ -147,8 +147,13 @@ def test_pause_resume_stop_keeps_the_model(qtbot, workspace, tmp_path):
     assert res.status == "stopped"
     assert "keeps what it learned" in ws.last_message
     assert ws.save_button.isEnabled()
+    out = tmp_path / "kept"  # the dialog's answer without the extension: .keras is added
+    monkeypatch.setattr(ws_mod.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    qtbot.mouseClick(ws.save_button, Qt.MouseButton.LeftButton)
+    assert not ws.save_button.isEnabled()  # saving in the background: the window stays live
+    qtbot.waitUntil(lambda: ws.save_button.isEnabled(), timeout=60_000)
     out = tmp_path / "kept.keras"
-    ws.save_model(str(out))
+    assert ws.status_label.text() == f"Saved the model to {out}."
     import keras
 
     model = keras.saving.load_model(out)

@@ -205,6 +205,8 @@ class _MetricPlot:
         self.markers: list[Any] = []
         self.log = False
         self.dirty = False
+        #: whether the last refresh repainted the whole plot (moved its range, folded the tail, new epoch points)
+        self.heavy = False
 
     def clear_live(self) -> None:
         for s in (self.batch, self.train, self.val):
@@ -224,29 +226,33 @@ class _MetricPlot:
     def refresh(self) -> bool:
         if not self.dirty:
             return False
-        self._refresh_batches()
+        self.heavy = self._refresh_batches()
         for s, c in ((self.train, self.train_curve), (self.val, self.val_curve)):
             if len(s) == getattr(c, "_ns_shown", -1):
                 continue  # the epoch curves change once an epoch: skip their (symbol) rebuild
             c.setData(*_finite_for_plot(s.x, s.y, self.log))
             c._ns_shown = len(s)  # type: ignore[attr-defined]
-        self._follow_y()
+            self.heavy = True
+        self.heavy |= self._follow_y()
         self.dirty = False
         return True
 
-    def _refresh_batches(self) -> None:
+    def _refresh_batches(self) -> bool:
+        """Show new batch points; True when that repaints the whole plot (the tail was folded in)."""
         s, n = self.batch, len(self.batch)
         if n == getattr(self.batch_tail, "_ns_shown", -1):
-            return
-        settled = self._settled
+            return False
+        settled, folded = self._settled, False
         x0, x1 = self.item.getViewBox().viewRange()[0]
         tail_span = float(s.x[n - 1] - s.x[settled - 1]) if 0 < settled < n else 0.0
         if settled == 0 or n < settled or n - settled > TAIL_MAX_POINTS or tail_span > TAIL_MAX_SPAN * (x1 - x0):
             settled = self._settled = n  # fold the tail in: one full repaint
+            folded = True
             self.batch_curve.setData(*_finite_for_plot(s.x, s.y, self.log))
         # from the last settled point on, so that the two parts join
         self.batch_tail.setData(*_finite_for_plot(s.x[settled - 1:], s.y[settled - 1:], self.log))
         self.batch_tail._ns_shown = n  # type: ignore[attr-defined]
+        return folded
 
     def drawn_batches(self) -> tuple[np.ndarray, np.ndarray]:
         """The batch points as drawn (settled part, then the tail without the point they share)."""
@@ -259,8 +265,11 @@ class _MetricPlot:
         skip = 1 if tx[0] == hx[-1] else 0
         return np.concatenate([hx, tx[skip:]]), np.concatenate([hy, ty[skip:]])
 
-    def _follow_y(self, force: bool = False) -> None:
-        """Keep every curve in view, moving the y range only when data leaves it or fills < 1/3 of it."""
+    def _follow_y(self, force: bool = False) -> bool:
+        """Keep every curve in view, moving the y range only when data leaves it or fills < 1/3 of it.
+
+        Returns whether the range moved (which re-renders the y axis and repaints the whole plot).
+        """
         lows, highs = [], []
         for c in (self.batch_curve, self.batch_tail, self.train_curve, self.val_curve, *self.overlays):
             lo, hi = c.dataBounds(1)
@@ -268,7 +277,7 @@ class _MetricPlot:
                 lows.append(lo)
                 highs.append(hi)
         if not lows:
-            return
+            return False
         lo, hi = min(lows), max(highs)
         span = max(hi - lo, 1e-3)
         cur_lo, cur_hi = self.item.getViewBox().viewRange()[1]
@@ -286,6 +295,8 @@ class _MetricPlot:
                 if self.label == "accuracy" and hi <= 1:
                     new_hi = min(new_hi, max(hi + FOLLOW_PAD * span, 1.0))
             self.item.setYRange(new_lo, new_hi, padding=0)
+            return True
+        return False
 
     def set_log(self, log: bool) -> None:
         self.log = log
@@ -388,6 +399,7 @@ class TrainingPlots(QWidget):
         lay.addLayout(row, 1)
         lay.addWidget(self.overfit_label)
         self.refresh_count = 0
+        self._acc_first = False  # a spread refresh left the accuracy plot for the next one
         self.overfit_epoch: int | None = None
         for w, plot in ((self.loss_widget, self.loss), (self.acc_widget, self.acc)):
             w.scene().sigMouseMoved.connect(lambda pos, w=w, plot=plot: self._on_mouse_moved(w, plot, pos))
@@ -431,13 +443,25 @@ class TrainingPlots(QWidget):
                 plot.val.append(x, vv)
                 plot.dirty = True
 
-    def refresh(self) -> bool:
-        """Push new points to the curves; True when something was redrawn."""
-        a = self.loss.refresh()
-        b = self.acc.refresh()
-        if a or b:
+    def refresh(self, spread: bool = False) -> bool:
+        """Push new points to the curves; True when something was redrawn.
+
+        With ``spread`` (the live refreshes during a run), a refresh that repaints one plot in full
+        (its range moved, its batch tail was folded in, an epoch's points arrived) leaves the other
+        plot's new points for the next refresh, which starts with it. Both plots repainted in full in
+        one tick were the window's longest stalls during a run (2 x 20 ms of painting, up to twice
+        that while training competes for the CPU); spread, each tick paints at most one plot in full.
+        """
+        first, second = (self.acc, self.loss) if self._acc_first else (self.loss, self.acc)
+        self._acc_first = False
+        drawn = first.refresh()
+        if spread and drawn and first.heavy and second.dirty:
+            self._acc_first = second is self.acc
+        elif second.refresh():
+            drawn = True
+        if drawn:
             self.refresh_count += 1
-        return a or b
+        return drawn
 
     def force_refresh(self) -> None:
         """Mark every live curve dirty and redraw (used by the soak test)."""

@@ -56,7 +56,7 @@ from neuralstudio.ml.model_size import model_size_text
 from neuralstudio.ml.speed import epoch_examples, measure_samples_per_second
 from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.responsiveness import favor_gui_thread
-from neuralstudio.ui.tasks import TaskRunner, on_python_thread
+from neuralstudio.ui.tasks import TaskRunner
 from neuralstudio.ui.train.plots import TrainingPlots
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
@@ -141,6 +141,7 @@ class TrainWorkspace(QWidget):
         self._size_text = ""
         self._measured_text = ""  # the time per epoch from Measure speed, until the design or settings change
         self._measuring = False  # Measure speed is timing steps in the background (Train waits for it)
+        self._saving = False  # Save model is writing the file in the background
         self._runner = runner
         self._own_runner = False  # made on first use when no runner was lent
         self._start_model: Any = None  # the model "Continue from the current model" starts from
@@ -383,10 +384,19 @@ class TrainWorkspace(QWidget):
         if self.isVisible():
             self.repaint()
         favor_gui_thread()
-        gui_garbage_collector().set_busy(self, True)  # no 80 ms full pass in the middle of the plots
+        gui_garbage_collector().set_busy(self, True)  # no full pass in the middle of the plots
+        # Started from the event loop, not from the click's handler: the click and its repaint take
+        # 30-40 ms, and the new thread then holds the GIL for a while; one after the other in the same
+        # event they froze the window 50+ ms (tests/benchmarks/bench_train_window.py).
+        QTimer.singleShot(0, self._start_thread)
+        return True
+
+    def _start_thread(self) -> None:
+        thread = self._thread
+        if thread is None or thread.isRunning() or thread.isFinished():
+            return
         thread.start()
         self._timer.start()
-        return True
 
     def pause(self) -> None:
         if self.is_running() and not self.pause_button.isChecked():
@@ -408,6 +418,7 @@ class TrainWorkspace(QWidget):
 
     def wait_finished(self, timeout_s: float = CLOSE_WAIT_S) -> bool:
         """Wait (processing events) until the run's thread has finished and the run is closed."""
+        self._start_thread()  # a run asked for in this event-loop pass has not started yet
         deadline = time.monotonic() + timeout_s
         while self.is_running() and time.monotonic() < deadline:
             if self._thread is not None and self._thread.wait(20):
@@ -442,19 +453,14 @@ class TrainWorkspace(QWidget):
             event.ignore()
 
     def save_model(self, path: str) -> None:
-        """Save the last run's model as ``.keras`` (atomically)."""
+        """Save the last run's model as ``.keras`` (atomically), on the calling thread."""
+        _save_keras_model(self._model_to_save(), path)
+
+    def _model_to_save(self) -> Any:
         model = getattr(self.last_result, "model", None)
         if model is None:
             raise UserError("There is no trained model to save: train a run first.")
-        try:
-            from neuralstudio.ml.model_files import save_keras_model
-        except ImportError:  # pragma: no cover - model_files ships with the engine
-            from neuralstudio.core.atomic import atomic_path
-
-            with atomic_path(path) as tmp:
-                model.save(str(tmp))
-            return
-        save_keras_model(model, path)
+        return model
 
     # --------------------------------------------------------------- run display
     def _reset_run_state(self, settings: TrainingSettings | None = None) -> None:
@@ -491,7 +497,7 @@ class TrainWorkspace(QWidget):
         for epoch, logs in d.epochs:
             self._on_epoch(epoch, logs)
         if self.plots.isVisible():  # on another tab: keep the points, draw them when the tab is shown
-            self.plots.refresh()
+            self.plots.refresh(spread=True)
 
     def _add_batches(self, batches: list[tuple[int, int, dict[str, Any]]]) -> None:
         xs = [self._progress.add_batch(epoch, batch, logs) for epoch, batch, logs in batches]
@@ -584,7 +590,8 @@ class TrainWorkspace(QWidget):
         if self.isVisible():
             QTimer.singleShot(0, self._update_info)
         # The trainer skipped its garbage collection so as not to freeze the plots; do it now that
-        # nothing is animating, so memory does not grow run after run.
+        # nothing is animating, so memory does not grow run after run. (Later, as a timer, it fell in
+        # whatever the user did next: the next run's start in the benchmark, 90-110 ms.)
         collector = gui_garbage_collector()
         collector.set_busy(self, False)
         QTimer.singleShot(0, collector.collect)
@@ -644,7 +651,8 @@ class TrainWorkspace(QWidget):
         self.continue_check.setEnabled(not running and self._start_model is not None)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
-        self.save_button.setEnabled(not running and getattr(self.last_result, "model", None) is not None)
+        self.save_button.setEnabled(not running and not self._saving
+                                    and getattr(self.last_result, "model", None) is not None)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -751,12 +759,30 @@ class TrainWorkspace(QWidget):
         if not path.endswith(".keras"):
             path += ".keras"
         try:
-            self.save_model(path)
+            model = self._model_to_save()  # taken now: a run started meanwhile replaces last_result
         except UserError as exc:
             self._say(str(exc), error=True)
             return
-        self._say(f"Saved the model to {path}.")
-        self._log(f"Saved the model to {path}.")
+
+        def done(_result: object) -> None:
+            self._saving = False
+            self._update_buttons()
+            self._say(f"Saved the model to {path}.")
+            self._log(f"Saved the model to {path}.")
+
+        def failed(exc: BaseException, _tb: str) -> None:
+            self._saving = False
+            self._update_buttons()
+            reason = str(exc) if isinstance(exc, (UserError, OSError)) else f"{type(exc).__name__}: {exc}"
+            self._say(f"Could not save the model to {path}: {reason}", error=True)
+
+        # Saving writes every weight (a second or more for a large model): in the background, so the
+        # window stays live; the file appears only once complete (save_keras_model writes atomically).
+        self._saving = True
+        self._update_buttons()
+        self._say(f"Saving the model to {path}…")
+        self._info_runner().submit(lambda: _save_keras_model(model, path), done, failed,
+                                   thread_name="neuralstudio-save")
 
     def _on_settings_changed(self) -> None:
         self._info_dirty = True
@@ -798,9 +824,8 @@ class TrainWorkspace(QWidget):
         self._measuring = True
         self._update_buttons()
         self._say("Measuring the speed: timing a few training steps…")
-        # compiled on a plain Python thread (see tasks.on_python_thread), queued behind any analysis
-        job = on_python_thread(measure, "neuralstudio-measure")
-        self._info_runner().submit(job, done, failed)
+        # queued behind any analysis; the runner runs it on a fresh plain Python thread (ARCHITECTURE.md, Threads)
+        self._info_runner().submit(measure, done, failed, thread_name="neuralstudio-measure")
 
     def _on_overlay_changed(self, records: list[RunRecord]) -> None:
         self.plots.set_overlays([(run_label(r), r.history()) for r in records])
@@ -835,3 +860,9 @@ def _device_report() -> Any:
     from neuralstudio.ml.devices import device_report  # imported here too: 50 ms of module loading
 
     return device_report()
+
+
+def _save_keras_model(model: Any, path: str) -> None:
+    from neuralstudio.ml.model_files import save_keras_model  # Keras-side: imported when first needed
+
+    save_keras_model(model, path)
