@@ -9,6 +9,9 @@ desktop app opens.
 Whatever goes wrong ends in one ``error:`` line and exit status 1, never a
 traceback: a full disk, an unreadable file, memory running out.  Set
 ``NEURALSTUDIO_DEBUG=1`` to get the traceback of an unexpected failure.
+
+A command prints its own output only; ``--verbose`` adds what TensorFlow and Keras print
+(:mod:`neuralstudio.cli.console`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import sys
 from collections.abc import Sequence
 
 from neuralstudio import __version__
+from neuralstudio.cli.console import quiet_console
 from neuralstudio.core.errors import UserError
+
+VERBOSE_FLAG = "--verbose"
 
 #: Longest line of an error message printed: messages may quote text from the user's files.
 MAX_ERROR_LINE = 2000
@@ -48,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Design, train and explore neural networks. With no command, the desktop app opens.",
     )
     parser.add_argument("--version", action="version", version=f"NeuralStudio {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print what TensorFlow and Keras report (start-up lines, warnings); "
+                             "may be given anywhere on the line")
     parser.add_argument("--self-test", action="store_true",
                         help="check headless that this installation works (templates, data, bundled model, "
                              "prediction, main window), print a report and exit (0 = all passed)")
@@ -102,8 +111,16 @@ def _debugging() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 user error, 2 usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = VERBOSE_FLAG in argv[: argv.index("--") if "--" in argv else len(argv)]
+    if verbose:  # a global option, wherever it is written: `neuralstudio info m.keras --verbose` too
+        argv.remove(VERBOSE_FLAG)
     parser = build_parser()
     args = parser.parse_args(argv)
+    with quiet_console(verbose):
+        return _run(parser, args, argv)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     try:
         if args.self_test:
             from neuralstudio.self_test import run_self_test

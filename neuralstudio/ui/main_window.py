@@ -39,6 +39,7 @@ from neuralstudio.ui.editor.editor_widget import EditorWidget
 from neuralstudio.ui.editor.layout import auto_layout
 from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.keras_loader import KerasLoader
+from neuralstudio.ui.library_warnings import library_warnings
 from neuralstudio.ui.tasks import TaskRunner
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -143,6 +144,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("NeuralStudio")
         # before any worker thread starts: garbage is collected in this thread only (see the module)
         self.garbage = gui_garbage_collector()
+        library_warnings()  # the libraries' warnings go to the event log (Train), from the start
         self.runner = TaskRunner(self)
         self.loader = KerasLoader(self.runner, self)
         self.editor = EditorWidget(self.runner, self)

@@ -55,6 +55,7 @@ from neuralstudio.core.training_settings import TrainingSettings
 from neuralstudio.ml.model_size import model_size_text
 from neuralstudio.ml.speed import epoch_examples, measure_samples_per_second
 from neuralstudio.ui.garbage_collection import gui_garbage_collector
+from neuralstudio.ui.library_warnings import library_warnings
 from neuralstudio.ui.responsiveness import favor_gui_thread
 from neuralstudio.ui.tasks import TaskRunner
 from neuralstudio.ui.train.plots import TrainingPlots
@@ -215,6 +216,10 @@ class TrainWorkspace(QWidget):
         self.log_view.setAccessibleName("Event log")
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
+        relay = library_warnings()  # what Keras warns about goes here, not to the terminal
+        for text in relay.backlog:
+            self._log(text)
+        relay.warned.connect(self._on_library_warning)
         self.runs_panel = RunsPanel(self)
         self.runs_panel.overlay_changed.connect(self._on_overlay_changed)
         self.runs_panel.compare_requested.connect(self._on_compare_requested)
@@ -639,6 +644,9 @@ class TrainWorkspace(QWidget):
     def _say(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
         self.status_label.setStyleSheet("color: #b00020;" if error else "")
+
+    def _on_library_warning(self, text: str) -> None:
+        self._log(text)
 
     def _log(self, text: str) -> None:
         self.log_view.appendPlainText(f"[{time.strftime('%H:%M:%S')}] {text}")
