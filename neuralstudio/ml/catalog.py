@@ -284,6 +284,9 @@ def _make_param(class_name: str, p: inspect.Parameter, doc: str) -> ParamSpec:
         kind = "str"
     elif name in _RANGES and name not in ("units", "filters"):
         kind = "float" if isinstance(hi, float) or isinstance(lo, float) else "int"
+    elif default is None and re.match(r"(optional )?(positive )?int(eger)?\b", doc.strip(), re.IGNORECASE):
+        kind = "int"  # "Optional integer. ..." (lora_rank, seed...): a whole number or nothing, not any text
+        kw["minimum"] = 1 if name.endswith(("_rank", "_size", "units")) else lo
     else:
         kind = "any"
     return ParamSpec(name=name, default=default, kind=kind, doc=doc, required=required, **kw)
@@ -297,8 +300,9 @@ def _spec_for(cls: type, arity: tuple[int, int | None]) -> LayerSpec:
     params: list[ParamSpec] = []
     if class_name == "InputLayer":
         params.append(ParamSpec("batch_shape", [None, 28, 28, 1], "shape", required=True,
-                                doc="The shape of one batch: None (any batch size) then the shape of "
-                                    "one example, e.g. 28, 28, 1 for an MNIST image."))
+                                doc="The shape of one example: 28, 28, 1 for an MNIST image (28, 28 without "
+                                    "the channel), 784 for a flattened one. The batch size is not part of "
+                                    "it: Train chooses it."))
     try:
         sig = inspect.signature(cls.__init__)
     except (TypeError, ValueError):
@@ -539,7 +543,7 @@ def validate_param(class_name: str, key: str, value: Any) -> str | None:
         dims = list(value)
         if key == "batch_shape":
             if len(dims) < 2:
-                return "The input shape needs at least one size after the batch size, e.g. None, 784."
+                return "The shape of one example needs at least one size, e.g. 784 or 28, 28, 1."
             dims = dims[1:]
         if key == "target_shape":
             if not all(_is_int(d) and (d > 0 or d == -1) for d in dims) or dims.count(-1) > 1:

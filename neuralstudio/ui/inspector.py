@@ -306,8 +306,56 @@ class TextEditor(Editor):
             self.edit.setText("" if value is None else str(value))
 
 
+#: sizes a learner types as a batch size (by habit from Keras's batch_shape): a first size among them, before
+#: an example's shape, is most likely one
+BATCH_SIZE_LIKE = frozenset({8, 10, 16, 32, 50, 64, 100, 128, 256, 512, 1024})
+
+
+class ExampleShapeEditor(TextEditor):
+    """The Input's shape, asked for as the shape of one example ("28, 28, 1"), stored as Keras's batch_shape.
+
+    Keras's ``batch_shape`` starts with the batch size, which a design leaves open (None): typing
+    "28, 28, 1" into it made batch size 28 of 28x1 inputs, and the Problems panel found nothing wrong.
+    A leading None (the batch size, as Keras writes it) is accepted and dropped.
+    """
+
+    LABEL = "shape of one example"
+
+    def __init__(self) -> None:
+        super().__init__("shape")
+        self.edit.setPlaceholderText("e.g. 28, 28, 1 (an MNIST image) or 784 (flattened)")
+
+    def value(self) -> Any:
+        dims = super().value()
+        if not isinstance(dims, list) or not dims:
+            return dims
+        if dims[0] is None and len(dims) > 1:
+            dims = dims[1:]
+        return [None, *dims]
+
+    def set_value(self, value: Any) -> None:
+        if isinstance(value, (list, tuple)) and len(value) > 1:
+            super().set_value(list(value)[1:])
+        else:
+            super().set_value(value)
+
+    def hint(self) -> str:
+        """A warning for a shape that is valid but probably not meant: a batch size typed first."""
+        dims = self.value()
+        if not isinstance(dims, list) or len(dims) < 3:
+            return ""
+        first, rest = dims[1], dims[2:]
+        if first in BATCH_SIZE_LIKE and rest and all(isinstance(d, int) for d in rest):
+            example = ", ".join(str(d) for d in rest)
+            return (f"{first} looks like a batch size: give the shape of one example only ({example}?). "
+                    "The batch size is chosen in Train.")
+        return ""
+
+
 def make_editor(spec: Any) -> Editor:
     kind = spec.kind
+    if kind == "shape" and spec.name == "batch_shape":
+        return ExampleShapeEditor()
     if kind == "int" and spec.default is not None:
         return IntEditor(spec.minimum, spec.maximum)
     if kind == "int":
@@ -399,11 +447,14 @@ class Inspector(QScrollArea):
                 ed.widget.setToolTip(p.doc or p.name)
                 ed.set_value(node.config.get(p.name, p.default))
                 ed.committed.connect(lambda key=p.name: self._on_committed(key))
-                label = QLabel(p.name)
+                label = QLabel(getattr(ed, "LABEL", p.name))
                 label.setToolTip(p.doc or p.name)
                 form.addRow(label, ed.widget)
                 self.editors[p.name] = ed
                 self.errors[p.name] = self._error_label(form)
+                hint = getattr(ed, "hint", lambda: "")()
+                if hint:
+                    self._set_error(p.name, hint, warning=True)
         outer.addStretch(1)
         self.setWidget(page)
 
@@ -432,19 +483,22 @@ class Inspector(QScrollArea):
                 blocked = ed.blockSignals(True)
                 ed.set_value(cur)
                 ed.blockSignals(blocked)
-            self._set_error(key, None)
+            hint = getattr(ed, "hint", lambda: "")()  # a warning about the value shown stays with it
+            self._set_error(key, hint or None, warning=True)
 
-    def _set_error(self, key: str, reason: str | None) -> None:
+    def _set_error(self, key: str, reason: str | None, *, warning: bool = False) -> None:
+        """Show ``reason`` under the field: an error (red, the value was refused) or a ``warning`` (kept)."""
         label = self.errors.get(key)
         if label is None:
             return
         label.setText(reason or "")
         label.setVisible(bool(reason))
+        label.setStyleSheet("color: #b7791f" if warning else "color: #c53030")
         ed = self.editors.get(key)
         w = ed.widget if ed is not None else self.name_edit
         if w is not None:
-            w.setProperty("invalid", bool(reason))
-            w.setStyleSheet("border: 1px solid #e53e3e;" if reason else "")
+            w.setProperty("invalid", bool(reason) and not warning)
+            w.setStyleSheet("border: 1px solid #e53e3e;" if reason and not warning else "")
 
     def error_text(self, key: str) -> str:
         label = self.errors.get(key)
@@ -462,6 +516,9 @@ class Inspector(QScrollArea):
         self._set_error(key, reason)
         if reason:
             return
+        hint = getattr(self.editors[key], "hint", lambda: "")()
+        if hint:  # accepted, but probably not meant: said beside the field
+            self._set_error(key, hint, warning=True)
         spec = self.spec_of(node.class_name)
         p = spec.param(key) if spec is not None else None
         current = node.config.get(key, p.default if p is not None else None)

@@ -155,3 +155,14 @@ def test_validate_param(cls, key, value, refused):
 
 def test_catalog_is_cached():
     assert cat.catalog() is cat.catalog()
+
+
+def test_an_optional_integer_parameter_takes_whole_numbers_only():
+    """The Inspector accepted "abc" for lora_rank ("Optional integer" in Keras's docs): no longer."""
+    from neuralstudio.ml.catalog import layer_spec, validate_param
+
+    assert layer_spec("Dense").param("lora_rank").kind == "int"
+    assert validate_param("Dense", "lora_rank", "abc") == "lora_rank must be a whole number."
+    assert validate_param("Dense", "lora_rank", 0) == "lora_rank must be at least 1."
+    assert validate_param("Dense", "lora_rank", 4) is None
+    assert validate_param("Dense", "lora_rank", None) is None  # optional: no LoRA
