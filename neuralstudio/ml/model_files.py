@@ -28,6 +28,7 @@ import os
 import shutil
 import struct
 import tempfile
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,6 +44,9 @@ KERAS_SUFFIXES = (".keras",)
 H5_SUFFIXES = (".h5", ".hdf5")
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# What to do about a file that is damaged or that Keras cannot read: the user may only have the file
+# (a download, a classmate's model), so the advice never assumes they can save it again themselves.
+_NEW_COPY = "download it again, or ask whoever made it for a new copy"
 _TRUST_HINT = (
     "If you wrote this model yourself, open it again with --trust (command line) or choose "
     "\"Trust and open\" when the app asks; never do so for a file from someone you do not trust."
@@ -177,7 +181,7 @@ def _parse_json(p: Path, raw: bytes | str, what: str) -> Any:
     Counting the brackets first keeps millions of empty objects (``[{},{},...]``, a few bytes each
     but about 100 bytes of memory each once parsed) from being built at all.
     """
-    damaged = ModelFileError(f"{p.name} has a damaged model description ({what}): save the model again.")
+    damaged = ModelFileError(f"{p.name} has a damaged model description ({what}): {_NEW_COPY}.")
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > _MAX_CONFIG_BYTES:
@@ -215,7 +219,7 @@ def _check_config(p: Path, config: Any) -> int:
     """
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ModelFileError(f"{p.name} has a damaged model description (it does not describe a Keras model): "
-                             "save the model again with model.save('name.keras').")
+                             f"{_NEW_COPY}.")
     layers = 0
     for obj in _dicts(config):
         if "class_name" in obj and "config" in obj:
@@ -245,7 +249,7 @@ def _check_names(p: Path, obj: dict[str, Any]) -> None:
         if value is not None and not isinstance(value, str):
             raise ModelFileError(
                 f"{p.name} has a damaged model description: a {what} in it is a {_json_type(value)} instead of "
-                "text. Save the model again with model.save('name.keras')."
+                f"text; {_NEW_COPY}."
             )
 
 
@@ -448,7 +452,7 @@ def _read_keras_config(p: Path) -> Any:
                     _check_zip_npz(p, fh, zf)
                 else:
                     raise ModelFileError(f"{p.name} has no weights (model.weights.h5): the save was incomplete; "
-                                         "save the model again with model.save('name.keras').")
+                                         f"{_NEW_COPY}.")
                 return config
     except ModelFileError:
         raise
@@ -542,11 +546,46 @@ def _weights_h5(fh: BinaryIO, zf: zipfile.ZipFile) -> Iterator[Any]:
 
 
 def _check_zip_npz(p: Path, fh: BinaryIO, zf: zipfile.ZipFile) -> None:
-    """The NumPy weights file is itself a zip archive: apply the same directory checks to it."""
+    """The NumPy weights file is itself a zip archive: apply the same directory checks to it, and refuse
+    Python objects in it.
+
+    An ``.npy`` array of objects is a pickle: unpickling it can run any code.  Keras reads the arrays with
+    ``allow_pickle=False``, so they would fail anyway, but with numpy's own words ("Object arrays cannot be
+    loaded when allow_pickle=False"), which suggest passing ``allow_pickle=True``: the refusal says plainly
+    what the file holds instead.  Only each array's header is read, never its data.
+    """
     info = zf.getinfo(_WEIGHTS_NPZ_MEMBER)
     inner = _stored_member(fh, info) if info.compress_type == zipfile.ZIP_STORED else zf.open(_WEIGHTS_NPZ_MEMBER)
     with zipfile.ZipFile(inner) as npz:
         _check_members(p, npz)
+        for member in npz.infolist():
+            if member.filename.endswith(".npy") and _npy_holds_objects(p, npz, member):
+                raise pickled_objects_error(p, _WEIGHTS_NPZ_MEMBER)
+
+
+def _npy_holds_objects(p: Path, npz: zipfile.ZipFile, member: zipfile.ZipInfo) -> bool:
+    """Whether one ``.npy`` member's header declares Python objects (read as numpy reads it, data untouched)."""
+    import numpy as np
+
+    fmt = np.lib.format
+    try:
+        with npz.open(member) as fh:
+            major, _minor = fmt.read_magic(fh)
+            read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            _shape, _fortran, dtype = read_header(fh)
+    except (ValueError, SyntaxError, OSError, EOFError, zipfile.BadZipFile, *_INFLATE_ERRORS):
+        raise ModelFileError(f"{p.name} has damaged weights ({member.filename!r} in {_WEIGHTS_NPZ_MEMBER} is not a "
+                             f"readable array): {_NEW_COPY}.") from None
+    return bool(dtype.hasobject)
+
+
+def pickled_objects_error(p: Path, where: str) -> ModelFileError:
+    """The refusal of a file that holds pickled Python objects (trusting the file does not change it)."""
+    return ModelFileError(
+        f"{p.name} contains Python objects (pickled data in {where}) that could run code on this computer if "
+        "they were read, so NeuralStudio will not open it (nothing in it was run): ask whoever made it for a copy "
+        "saved with Keras's standard model.save('name.keras'), which stores weights as plain numbers."
+    )
 
 
 # ---------------------------------------------------------------- HDF5 (.h5 models and model.weights.h5)
@@ -606,8 +645,8 @@ def _h5_text(p: Path, group: Any, attr: str) -> str | None:
             return val.decode("utf-8")
         except UnicodeDecodeError:
             what = {"keras_version": "Keras version", "backend": "Keras backend"}.get(attr, attr)
-            raise ModelFileError(f"{p.name} is damaged: the {what} it records is not readable text. "
-                                 "Save the model again with model.save('name.keras').") from None
+            raise ModelFileError(f"{p.name} is damaged: the {what} it records is not readable text; "
+                                 f"{_NEW_COPY}.") from None
     return str(val)
 
 
@@ -625,7 +664,7 @@ def _read_h5_config(p: Path) -> Any:
                     "model.save('name.keras') (or the legacy model.save('name.h5'))."
                 )
             if not isinstance(raw, (bytes, str)):
-                raise ModelFileError(f"{p.name} has a damaged model description: save the model again.")
+                raise ModelFileError(f"{p.name} has a damaged model description: {_NEW_COPY}.")
             config = _parse_json(p, raw, "model_config")
             training = f.attrs.get("training_config")
             if isinstance(training, (bytes, str)):
@@ -657,12 +696,36 @@ def _plain(exc: BaseException) -> str:
     return text[:200] if text else type(exc).__name__
 
 
+def model_file_format(path: str | os.PathLike[str]) -> str | None:
+    """What a model file is by its first bytes: ``"keras"`` (zip archive), ``"h5"`` (HDF5), or None.
+
+    The extension is not trusted: people rename files, and a ``.keras`` name on an HDF5 model (or
+    ``.h5`` on an archive) is common.  None for a file that cannot be read or is neither.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_HDF5_MAGIC))
+    except OSError:
+        return None
+    return _format_of(head)
+
+
+def _format_of(head: bytes) -> str | None:
+    if head.startswith(_ZIP_MAGIC):
+        return "keras"
+    if head.startswith(_HDF5_MAGIC):
+        return "h5"
+    return None
+
+
 def check_model_file(path: str | os.PathLike[str]) -> tuple[Path, Any]:
     """Check that ``path`` is a readable Keras model file; return it and its model config.
 
     This reads only the file's description and the structure of its weights,
     never runs or inflates anything in it, and does not import Keras, so it is
-    safe (and takes milliseconds) on any file, however hostile.
+    safe (and takes milliseconds) on any file, however hostile.  The format is
+    decided by the file's first bytes, not by its extension (see
+    :func:`model_file_format`).
 
     Args:
         path: the ``.keras`` or ``.h5`` file.
@@ -689,24 +752,27 @@ def check_model_file(path: str | os.PathLike[str]) -> tuple[Path, Any]:
     except OSError as exc:
         raise ModelFileError(f"{p} cannot be read: {exc.strerror}.") from None
     if size == 0:
-        raise ModelFileError(f"{p.name} is empty (0 bytes): the save was interrupted; save the model again.")
-    if suffix in KERAS_SUFFIXES:
-        if not head.startswith(_ZIP_MAGIC):
-            if head.startswith(_HDF5_MAGIC):
-                raise ModelFileError(f"{p.name} is an HDF5 (.h5) file with a .keras name: rename it to .h5.")
-            raise ModelFileError(f"{p.name} {_describe(head)} a Keras model (.keras files are zip archives): "
-                                 "choose the right file.")
+        raise ModelFileError(f"{p.name} is empty (0 bytes): its save or download was interrupted; save or "
+                             "download it again.")
+    fmt = _format_of(head)
+    if fmt == "keras":
         return p, _read_keras_config(p)
-    if not head.startswith(_HDF5_MAGIC):
-        if head.startswith(_ZIP_MAGIC):
-            raise ModelFileError(f"{p.name} is a zip archive with an .h5 name: if it is a Keras model, "
-                                 "rename it to .keras.")
-        raise ModelFileError(f"{p.name} {_describe(head)} an HDF5 Keras model: choose the right file.")
-    return p, _read_h5_config(p)
+    if fmt == "h5":
+        return p, _read_h5_config(p)
+    if suffix in KERAS_SUFFIXES:
+        raise ModelFileError(f"{p.name} {_describe(head)} a Keras model (.keras files are zip archives): "
+                             "choose the right file.")
+    raise ModelFileError(f"{p.name} {_describe(head)} an HDF5 Keras model: choose the right file.")
 
 
 def load_keras_model(path: str | os.PathLike[str], *, trusted: bool = False, compile: bool = False) -> Any:
     """Load a ``.keras`` or ``.h5`` model, refusing anything unsafe or broken.
+
+    The file is checked first (:func:`check_model_file`, then the ``Lambda`` refusal); its format is
+    taken from its content, whatever its extension.  An HDF5 file written by Keras 2 is translated in
+    memory into a description Keras 3 rebuilds (:mod:`neuralstudio.ml.legacy_h5`); the file itself is
+    never changed.  Training settings that Keras 3 cannot rebuild do not stop the model from opening:
+    it is returned without them, and :func:`load_notes` says so.
 
     Args:
         path: the model file.
@@ -732,39 +798,98 @@ def load_keras_model(path: str | os.PathLike[str], *, trusted: bool = False, com
             )
     import keras
 
+    from neuralstudio.ml import legacy_h5
     from neuralstudio.ml.builder import keras_graph_recursion
 
+    fmt = model_file_format(p)
     layers = sum(len(obj["layers"]) for obj in _dicts(config) if isinstance(obj.get("layers"), list))
     try:
         with keras_graph_recursion(layers):  # Keras walks a deep model's graph recursively when it rebuilds it
-            model = keras.saving.load_model(p, compile=compile, safe_mode=not trusted)
+            if fmt == "h5":
+                model, notes = legacy_h5.load_h5_model(p, config, compile=compile, safe_mode=not trusted)
+            else:
+                model, notes = _load_archive(p, compile=compile, safe_mode=not trusted)
     except ModelFileError:
         raise
+    except legacy_h5.TemporaryCopyError as exc:
+        raise ModelFileError(f"{p.name} could not be opened: NeuralStudio reads it through a temporary copy, "
+                             f"which could not be written ({exc}); free some disk space and try again.") from None
     except Exception as exc:  # noqa: BLE001 - every Keras failure becomes a message
-        message = _explain_load_error(p, exc)
+        message = _explain_load_error(p, exc, saved_by=legacy_h5.saved_by(p) if fmt == "h5" else None)
         raise (UntrustedCodeError if message.endswith(_TRUST_HINT) else ModelFileError)(message) from None
     if not isinstance(model, keras.Model):
         raise ModelFileError(f"{p.name} holds a {type(model).__name__}, not a Keras model.")
+    if notes:
+        _LOAD_NOTES[model] = list(notes)
     return model
 
 
-def _explain_load_error(p: Path, exc: BaseException) -> str:
+# What could not be restored from the file each model was loaded from, for the user (weak: a model that
+# is dropped takes its notes with it).
+_LOAD_NOTES: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+def load_notes(model: Any) -> list[str]:
+    """What :func:`load_keras_model` could not restore from the file ``model`` came from, in words.
+
+    Empty for a model opened completely (and for one that did not come from a file).  Today: training
+    settings (optimizer, loss) that Keras 3 cannot rebuild, and a Keras 2 learning-rate decay.
+    """
+    try:
+        return list(_LOAD_NOTES.get(model, ()))
+    except TypeError:  # an object that cannot be weakly referenced never has notes
+        return []
+
+
+def _load_archive(p: Path, *, compile: bool, safe_mode: bool) -> tuple[Any, list[str]]:
+    """Load a zip archive (a ``.keras`` file, whatever its name), and the notes on what was not restored."""
+    import keras
+
+    from neuralstudio.ml import legacy_h5
+
+    with legacy_h5.named_as(p, ".keras") as archive:
+        if not compile:
+            return keras.saving.load_model(archive, compile=False, safe_mode=safe_mode), []
+        try:
+            return keras.saving.load_model(archive, compile=True, safe_mode=safe_mode), []
+        except Exception as exc:  # noqa: BLE001 - a compile config Keras refuses: open the model without it
+            model = keras.saving.load_model(archive, compile=False, safe_mode=safe_mode)
+            return model, [legacy_h5.not_restored(p, exc)]
+
+
+def _explain_load_error(p: Path, exc: BaseException, saved_by: str | None = None) -> str:
+    """One sentence for the user about a model Keras could not load, and what they can do.
+
+    Args:
+        p: the file.
+        exc: what Keras raised.
+        saved_by: the Keras version an HDF5 file records, when it is one: an old file is named as such.
+    """
     text = " ".join(str(exc).split())
     if isinstance(exc, MemoryError):
         return (f"{p.name} could not be opened: there is not enough memory for this model. Close other programs, "
                 "or use a smaller model.")
     if not text:  # never "could not be opened as a Keras model: ."
         return (f"{p.name} could not be opened as a Keras model (Keras stopped with {type(exc).__name__} and no "
-                "explanation): it may be damaged or saved by an incompatible Keras version; save it again with "
-                "model.save('name.keras').")
+                "explanation): it may be damaged or saved by an incompatible Keras version; whoever made it can "
+                "save it again with model.save('name.keras').")
+    if "allow_pickle" in text or "pickle" in text.lower():
+        return str(pickled_objects_error(p, "its weights"))
     if "safe_mode" in text or "Lambda" in text:
         return (f"{p.name} holds code (a Lambda layer or a Python function) that Keras runs only for trusted "
                 f"files, so it was refused. {_TRUST_HINT}")
     if "Could not locate" in text or "Unknown layer" in text or "custom_objects" in text:
         return (f"{p.name} uses a custom layer or object that is not part of Keras ({text[:200]}): "
                 "NeuralStudio opens models made of standard Keras layers only.")
-    return (f"{p.name} could not be opened as a Keras model: {text[:300].rstrip('.')}. "
-            "Save it again with model.save('name.keras').")
+    from neuralstudio.ml.legacy_h5 import keras_reason
+
+    detail = keras_reason(exc)
+    if saved_by and not saved_by.startswith("3."):
+        return (f"{p.name} was saved by Keras {saved_by}, and Keras 3 cannot rebuild the model it describes "
+                f"({detail}): open it with Keras 2 (the tf-keras package) and save it there with "
+                "model.save('name.keras'), or ask whoever made it for such a copy.")
+    return (f"{p.name} could not be opened as a Keras model ({detail}): it may be damaged or made with a newer "
+            f"Keras than this one; {_NEW_COPY}.")
 
 
 def save_keras_model(model: Any, path: str | os.PathLike[str]) -> None:

@@ -142,9 +142,11 @@ def test_keras_archive_with_broken_config(tmp_path):
     _expect(tmp_path / "m.keras", "damaged")
 
 
-def test_h5_named_keras(saved, tmp_path):
-    (tmp_path / "m.keras").write_bytes((saved[0] / "tiny.h5").read_bytes())
-    _expect(tmp_path / "m.keras", "rename it to .h5")
+@pytest.mark.parametrize(("source", "misnamed"), [("tiny.h5", "m.keras"), ("tiny.keras", "m.h5")])
+def test_a_misnamed_model_opens_by_its_content(saved, tmp_path, source, misnamed):
+    (tmp_path / misnamed).write_bytes((saved[0] / source).read_bytes())
+    x = np.random.default_rng(0).random((3, 4), dtype=np.float32)
+    np.testing.assert_allclose(load_keras_model(tmp_path / misnamed)(x), saved[1](x), atol=1e-6)
 
 
 def test_wrong_extension(tmp_path):
