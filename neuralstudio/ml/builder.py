@@ -366,7 +366,7 @@ def clear_cache() -> None:
 
 
 def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
-            loss: str | None = None) -> Analysis:
+            loss: str | None = None, data_name: str | None = None) -> Analysis:
     """Build the graph node by node, collecting shapes, parameter counts and all problems.
 
     Every problem is reported, not only the first: independent branches are all
@@ -379,9 +379,12 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
             editor's live check passes False: shapes then come from a cache of
             earlier analyses wherever a layer and its inputs did not change, so
             an edit costs only the layers it affects.
-        num_classes: classes in the training data; when given, an output that is
-            not (None, num_classes) is an error (else 10 is assumed and it is a warning).
+        num_classes: classes in the chosen data, when known; an output that is not
+            (None, num_classes) is then a warning naming the data (``data_name``).  A design is
+            valid or not on its own: without it, the output's size is not checked at all
+            (``core.class_names.data_classes`` gives both for a design's data section).
         loss: the training loss, for the output check.
+        data_name: how the data is named in that warning ("MNIST sample").
     """
     import keras
 
@@ -482,7 +485,7 @@ def analyze(graph: Graph, build: bool = True, *, num_classes: int | None = None,
             failed.add(nid)
             result.problems.append(diagnose.explain(node, graph, tensors, exc))
 
-    result.problems.extend(diagnose.output_problems(graph, result.infos, num_classes, loss))
+    result.problems.extend(diagnose.output_problems(graph, result.infos, num_classes, loss, data_name))
     if build and not failed and not result.errors and graph.outputs():
         try:
             ins = [tensors[i] for i in graph.inputs()]

@@ -24,7 +24,6 @@ from neuralstudio.core.problems import Fix, Problem
 MAX_WEIGHT_BYTES = 2**30
 MAX_TOTAL_WEIGHT_BYTES = 2 * 2**30
 CLASSIFICATION_LOSSES = frozenset({"sparse_categorical_crossentropy", "categorical_crossentropy"})
-DEFAULT_CLASSES = 10  # the MNIST sample
 
 
 class UnknownLayer(Exception):  # noqa: N818 - a signal, caught in explain()
@@ -446,15 +445,20 @@ def _activation_of(node: Node) -> str | None:
 
 
 def output_problems(graph: Graph, infos: dict[str, Any], num_classes: int | None = None,
-                    loss: str | None = None) -> list[Problem]:
-    """Check the output of a classifier: (None, classes) with softmax.
+                    loss: str | None = None, data_name: str | None = None) -> list[Problem]:
+    """Check the output of a classifier: one value per class, (None, classes), with softmax.
+
+    A design is valid or not on its own: nothing here is an error.  Whether the output fits the data is a
+    question about the data chosen, so it is asked only when the data is known (``num_classes``), and a
+    mismatch is a warning that names that data set: the same network may be meant for other data (an
+    imported MobileNetV2 has 1,000 outputs for ImageNet, not 10 for the MNIST sample).
 
     Args:
         graph: the design's graph.
         infos: what :func:`~neuralstudio.ml.builder.analyze` found for each node.
-        num_classes: classes in the data.  When given, a wrong output size is an
-            error; when not, the MNIST sample's 10 is assumed and it is a warning.
+        num_classes: classes in the chosen data; None when unknown (then the output's size is not checked).
         loss: the training loss; a non-classification loss (e.g. ``"mse"``) skips the check.
+        data_name: how the data set is named in the warning ("MNIST sample"); "the data" when None.
     """
     if loss is not None and loss not in CLASSIFICATION_LOSSES:
         return []
@@ -465,24 +469,15 @@ def output_problems(graph: Graph, infos: dict[str, Any], num_classes: int | None
     shape = infos[outs[0]].output_shape
     if not isinstance(shape, tuple):
         return []
-    n = num_classes or DEFAULT_CLASSES
-    severity = "error" if num_classes is not None else "warning"
-    data = f"the data has {n} classes" if num_classes is not None else f"MNIST has {n} classes"
     if len(shape) != 2:
+        for_data = f" (Dense({num_classes}) for {data_name or 'the data'})" if num_classes is not None else ""
         return [Problem(
-            f"{label(node)} is the output and gives {fmt(shape)}, but a classifier over {n} classes must give "
-            f"(None, {n}): end the network with a Flatten and a Dense({n}, softmax).",
-            node.id, severity)]
+            f"{label(node)} is the output and gives {fmt(shape)}, but a classifier gives one value per class, "
+            f"(None, classes): end the network with a Flatten and a Dense(classes, softmax){for_data}.",
+            node.id, "warning")]
     act = _activation_of(node)
-    if shape[1] != n:
-        fix = None
-        if node.class_name == "Dense":
-            fix = Fix("set_params", f"Set units to {n} and activation to softmax",
-                      config={"units": n, "activation": "softmax"})
-        return [Problem(
-            f"{label(node)} is the output and gives {fmt(shape)}, but {data}: the last layer should give "
-            f"(None, {n}) with a softmax activation.",
-            node.id, severity, fix)]
+    if num_classes is not None and shape[1] != num_classes:
+        return [class_count_problem(node, shape[1], num_classes, data_name)]
     if act is not None and act != "softmax":
         used = loss or "sparse_categorical_crossentropy"
         fix = Fix("set_params", "Set activation to softmax", config={"activation": "softmax"}) \
@@ -492,3 +487,26 @@ def output_problems(graph: Graph, infos: dict[str, Any], num_classes: int | None
             f"set its activation to softmax.",
             node.id, "warning", fix)]
     return []
+
+
+def class_count_problem(node: Node | None, units: Any, num_classes: int, data_name: str | None,
+                        layer: str | None = None) -> Problem:
+    """The warning for an output of ``units`` values trained on data of ``num_classes`` classes.
+
+    Args:
+        node: the output node of a design (it gets the one-click fix), or None for a loaded model.
+        units: the output's width.
+        num_classes: the data's classes.
+        data_name: the data set's name ("MNIST sample"); "the data" when None.
+        layer: how to name the output layer when there is no node ("predictions (Dense)").
+    """
+    data = data_name or "the data"
+    where = label(node) if node is not None else (layer or "the output layer")
+    fix = None
+    if node is not None and node.class_name == "Dense":
+        fix = Fix("set_params", f"Set units to {num_classes} and activation to softmax",
+                  config={"units": num_classes, "activation": "softmax"})
+    return Problem(
+        f"The output layer has {units} units but {data} has {num_classes} classes: give {where} "
+        f"{num_classes} units (softmax) to train it on that data, or choose data with {units} classes.",
+        node.id if node is not None else None, "warning", fix)

@@ -154,6 +154,7 @@ class RunResult:
     run_id: str | None = None
     model: Any = None
     model_path: str | None = None
+    class_names: list[str] | None = None  # of the data trained on, stored with the model (ml/model_metadata.py)
 
     @property
     def ok(self) -> bool:
@@ -164,7 +165,7 @@ class RunResult:
         keys = ("status", "message", "epochs_run", "test_accuracy", "test_loss", "val_accuracy", "val_loss",
                 "train_accuracy", "train_loss", "train_samples", "validation_samples", "batch_size",
                 "steps_per_execution", "seconds", "fit_seconds", "samples_per_second", "device", "model_path",
-                "run_id")
+                "run_id", "class_names")
         out = {k: _json_safe(getattr(self, k)) for k in keys}
         out["history"] = {k: [_json_safe(v) for v in vs] for k, vs in self.history.items()}
         return out
@@ -316,6 +317,7 @@ class Trainer:
         self._log(message)
         result = self._result(model, status, message, cb.state, data, spe, fit_seconds, placement.description)
         self._evaluate(model, data, placement, result)
+        self._keep_class_names(model, ds, result)
         self._save_model(model, result)
         result.seconds = time.perf_counter() - t0 - cb.state.paused_seconds
         self._finish_record(result, cb.state)
@@ -572,12 +574,25 @@ class Trainer:
         if self.record is not None and self.runs_store is not None:
             self.runs_store.save(self.record)
 
+    def _keep_class_names(self, model: Any, ds: Any, result: RunResult) -> None:
+        """Keep the data's class names with the trained model: in memory for whoever takes the model (the Train
+        window's "Save model", Predict) and, through :meth:`_save_model`, in every file saved of it."""
+        from neuralstudio.ml.model_metadata import classes_of_dataset, remember_classes
+
+        classes = classes_of_dataset(ds)
+        remember_classes(model, classes)
+        result.class_names = list(classes.names) if classes is not None else None
+
     def _save_model(self, model: Any, result: RunResult) -> None:
+        """Save the model into the run's folder and to ``out_path``, each with the class names of its data
+        (:func:`~neuralstudio.ml.model_metadata.write_model`); each file appears complete or not at all."""
+        from neuralstudio.ml.model_metadata import write_model
+
         first: str | None = None
         if self.record is not None and self.runs_store is not None:
             target = self.runs_store.model_file(self.record)
             with atomic_path(target) as tmp:
-                model.save(tmp)
+                write_model(model, tmp)
             first = str(target)
         if self.out_path:
             try:
@@ -585,7 +600,7 @@ class Trainer:
                     if first and first.lower().endswith(tmp.suffix.lower()):
                         shutil.copyfile(first, tmp)
                     else:  # a .h5 name needs Keras's legacy HDF5 format, not a copy of the run's .keras archive
-                        model.save(tmp)
+                        write_model(model, tmp)
             except OSError as exc:
                 raise TrainingError(f"Cannot write the model to {self.out_path}: {exc.strerror}.") from None
             first = str(self.out_path)

@@ -136,7 +136,7 @@ def main() -> int:
 
         def predict(self, im: np.ndarray) -> Prediction:
             probs = model.predict(im[None, ..., None], verbose=0)[0]
-            return Prediction(probabilities=probs, digit=int(probs.argmax()), confidence=float(probs.max()))
+            return Prediction(values=probs, index=int(probs.argmax()), score=float(probs.max()))
 
     keras_predict = KerasPredict()
     fast = ws.predictor

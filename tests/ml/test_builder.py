@@ -62,7 +62,8 @@ def test_cached_analysis_equals_a_fresh_one_after_edits():
     assert cached.infos[ids["out"]].params == 8 * 8 * 5 * 10 + 10
     # a cached upstream still lets problems downstream be found
     g.set_param(ids["out"], "units", 4)
-    assert any("gives (None, 4)" in p.message for p in analyze(g, build=False).problems)
+    assert any("has 4 units but MNIST sample has 10 classes" in p.message
+               for p in analyze(g, build=False, num_classes=10, data_name="MNIST sample").problems)
 
 
 def test_models_never_share_layers_or_weights():

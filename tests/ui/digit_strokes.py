@@ -201,7 +201,6 @@ def evaluate_on_canvas(model: Any, per_digit: int = 24, seed: int = 0) -> dict[s
     from PySide6.QtWidgets import QApplication
 
     from neuralstudio.ml.inference import Predictor
-    from neuralstudio.ml.preprocess import prepare_digit
     from neuralstudio.ui.predict.canvas import DigitCanvas
 
     app = QApplication.instance() or QApplication([])
@@ -213,7 +212,7 @@ def evaluate_on_canvas(model: Any, per_digit: int = 24, seed: int = 0) -> dict[s
     for d in items:
         canvas.clear()
         draw_on_canvas(canvas, d)
-        images.append(prepare_digit(canvas.image_array()))
+        images.append(canvas.prepared_image())
     canvas.close()
     canvas.deleteLater()
     probs = Predictor(model).predict_batch(np.stack(images))

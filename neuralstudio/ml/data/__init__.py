@@ -131,7 +131,9 @@ def _load_folder(folder: Path) -> Dataset:
         by = {p.name.lower(): p for p in subdirs}
         xtr, ytr, classes = _read_image_classes(by["train"])
         xte, yte, test_classes = _read_image_classes(by["test"])
-        unknown = sorted(set(test_classes) - set(classes))
+        train_folders = {p.name for p in _list_dir(by["train"]) if p.is_dir()}
+        test_folders = {p.name for p in _list_dir(by["test"]) if p.is_dir() and not p.name.startswith(".")}
+        unknown = sorted(test_folders - train_folders)
         if unknown:
             raise DataError(f"{by['test']} has classes that {by['train']} lacks ({', '.join(unknown[:5])}): "
                             "give both the same class folders.")

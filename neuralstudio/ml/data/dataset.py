@@ -2,7 +2,7 @@
 
 Here because every loader needs it and none owns it: the error type, the fixed
 stratified split (and the hold-out of a test part for sources that have none),
-the scaling of pixels to [0, 1] and of labels to 0..K-1, and the shape helpers
+the scaling of pixels to [0, 1] and of labels to 0..K-1 (class numbers keep their meaning), and the shape helpers
 (:func:`adapt_inputs`, :func:`one_hot`, :func:`describe_shape`) that the trainer,
 ``evaluate`` and export verification use on any data set.
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from neuralstudio.core.class_names import MAX_CLASS_NAMES
 from neuralstudio.core.errors import UserError
 
 SPLIT_SEED = 20_240_601  # fixed: the same split on every machine, every time
@@ -232,7 +233,14 @@ def _to_unit(x: np.ndarray, what: str, *, reuse: bool = False) -> np.ndarray:
 
 
 def _encode_labels(parts: list[np.ndarray], what: str) -> tuple[list[np.ndarray], list[str]]:
-    """Map labels (class numbers or names) to 0..K-1 over all parts together."""
+    """Map labels (class numbers or names) to 0..K-1 over all parts together, with one name per class.
+
+    Labels that already are class numbers 0..K-1 keep their meaning (:func:`_kept_class_count`): a digit data
+    set without any 3 still labels its 4s as 4, so that a model trained on it reads like any digit model
+    (remapping by sorted value, as this once did, shifted every digit after the missing one).  Anything else
+    (names, numbers that do not start at 0, sparse codes such as 100 and 200) is numbered in sorted order and
+    named by its value.
+    """
     parts = [np.asarray(p) for p in parts]
     parts = [p.reshape(-1) if p.ndim > 1 and math.prod(p.shape[1:]) == 1 else p for p in parts]
     for p in parts:
@@ -263,8 +271,53 @@ def _encode_labels(parts: list[np.ndarray], what: str) -> tuple[list[np.ndarray]
     classes = np.unique(allv)
     if len(classes) < 2:
         raise DataError(f"All labels in {what} are {classes[0]!r}: a classifier needs at least two classes.")
+    if allv.dtype.kind == "U" and all(_CLASS_NUMBER.fullmatch(str(c)) for c in classes):
+        # "0", "4", "9" as text (an .npz of strings): the same class numbers as 0, 4, 9
+        parts = [p.astype(np.int64) for p in parts]
+        classes = np.unique(np.concatenate(parts))
+    if classes.dtype.kind in "ui":
+        k = _kept_class_count(classes)
+        if k is not None:
+            return [p.astype(np.int64) for p in parts], [str(i) for i in range(k)]
     encoded = [np.searchsorted(classes, p).astype(np.int64) for p in parts]
     return encoded, [str(c) for c in classes]
+
+
+#: A class number written as text: "0", "7", "12" (not "07", "+1" or " 3", which are names).
+_CLASS_NUMBER = re.compile(r"0|[1-9][0-9]{0,8}")
+
+
+def _kept_class_count(classes: np.ndarray) -> int | None:
+    """K when the distinct integer labels ``classes`` (sorted) already are class numbers 0..K-1, else None.
+
+    They are when 0 is one of them, none is negative, K stays within what a model can name
+    (:data:`~neuralstudio.core.class_names.MAX_CLASS_NAMES`), and at most half of 0..K-1 has no example
+    (a missing digit or two, not codes such as 0 and 5000).
+    """
+    if not len(classes) or int(classes[0]) != 0:
+        return None
+    k = int(classes[-1]) + 1
+    if k > MAX_CLASS_NAMES or k > 2 * len(classes):
+        return None
+    return k
+
+
+def _folder_classes(folders: list[str]) -> tuple[list[str], dict[str, int]]:
+    """Class names and each folder's label for class folders named ``folders``.
+
+    Folders named by class numbers ("0", "1", "2", "4"...) keep those numbers as their labels, as numeric
+    labels do (:func:`_kept_class_count`); numbered folders that do not start at 0 are ordered by number
+    (1, 2, 10, not 1, 10, 2); any other names in sorted order.
+    """
+    if folders and all(_CLASS_NUMBER.fullmatch(f) for f in folders):
+        numbers = sorted(int(f) for f in folders)
+        k = _kept_class_count(np.asarray(numbers))
+        if k is not None:
+            return [str(i) for i in range(k)], {f: int(f) for f in folders}
+        ordered = [str(n) for n in numbers]
+        return ordered, {f: i for i, f in enumerate(ordered)}
+    ordered = sorted(folders)
+    return ordered, {f: i for i, f in enumerate(ordered)}
 
 
 def _holdout(name: str, x: np.ndarray, y: np.ndarray, class_names: list[str], source: str) -> Dataset:

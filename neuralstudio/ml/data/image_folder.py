@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralstudio.ml.data.budget import _check_memory
-from neuralstudio.ml.data.dataset import DataError, _list_dir
+from neuralstudio.ml.data.dataset import DataError, _folder_classes, _list_dir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGES = 500_000  # a guard against pointing the image-folder loader at a whole disk
@@ -26,7 +26,10 @@ def _size(x: np.ndarray) -> str:
 
 
 def _read_image_classes(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images from ``folder/<class>/*``, as greyscale float32 in [0, 1].
+    """Images from ``folder/<class>/*``, as greyscale float32 in [0, 1], their labels and the class names.
+
+    The folder names are the class names; folders named by class numbers ("0" to "9", one perhaps missing)
+    keep those numbers as labels (:func:`~neuralstudio.ml.data.dataset._folder_classes`).
 
     Each image goes through :func:`neuralstudio.ml.preprocess.load_gray_image`
     (the reader ``predict`` uses), which checks its size before decoding it,
@@ -35,13 +38,14 @@ def _read_image_classes(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]
     budget from the first image's size and the number of files, before the
     rest are read.
     """
-    classes = sorted(p.name for p in _list_dir(folder) if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
+    folders = sorted(p.name for p in _list_dir(folder) if p.is_dir() and not p.name.startswith("."))
+    if len(folders) < 2:
         raise DataError(
-            f"{folder} has {len(classes)} class sub-folder{'s' if len(classes) != 1 else ''}: a classifier needs "
+            f"{folder} has {len(folders)} class sub-folder{'s' if len(folders) != 1 else ''}: a classifier needs "
             "at least two (one sub-folder of images per class)."
         )
-    files = _image_files(folder, classes)
+    classes, label_of = _folder_classes(folders)
+    files = _image_files(folder, folders, label_of)
     labels = np.asarray([ci for ci, _f in files], dtype=np.int64)
     x: np.ndarray | None = None
     first: dict[tuple[int, int], Path] = {}
@@ -64,10 +68,11 @@ def _read_image_classes(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]
     return x, labels, classes
 
 
-def _image_files(folder: Path, classes: list[str]) -> list[tuple[int, Path]]:
-    """``(class index, file)`` for every image of every class folder, at most :data:`MAX_IMAGES` in all."""
+def _image_files(folder: Path, folders: list[str], label_of: dict[str, int]) -> list[tuple[int, Path]]:
+    """``(label, file)`` for every image of every class folder, at most :data:`MAX_IMAGES` in all."""
     files: list[tuple[int, Path]] = []
-    for ci, cls in enumerate(classes):
+    for cls in folders:
+        ci = label_of[cls]
         found = []
         try:
             with os.scandir(folder / cls) as entries:

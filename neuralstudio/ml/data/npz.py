@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralstudio.core.class_names import MAX_CLASS_NAMES, clean_class_names
 from neuralstudio.ml.data.budget import _DEFLATE_MAX_RATIO, _check_memory
 from neuralstudio.ml.data.dataset import DataError, Dataset, _encode_labels, _fmt, _holdout, _short, _to_unit
 
@@ -50,10 +51,7 @@ def _load_npz(path: Path) -> Dataset:
         _check_npz_pair(what, split, x, y)
     ys, names = _encode_labels([p[2] for p in pairs], what)
     if "class_names" in data:
-        given = [str(c) for c in np.asarray(data["class_names"]).reshape(-1)]
-        ints = all(n.isascii() and n.isdigit() for n in names)
-        if ints and len(given) > max(int(n) for n in names):
-            names = [given[int(n)] for n in names]
+        names = _named_classes(what, data["class_names"], names)
     xs = [_to_unit(p[1], what) for p in pairs]
     if len(xs) == 2:
         if xs[0].shape[1:] != xs[1].shape[1:]:
@@ -61,6 +59,32 @@ def _load_npz(path: Path) -> Dataset:
                             f"{_fmt(xs[1].shape[1:])}: both must have the same shape.")
         return Dataset(str(path), xs[0], ys[0], xs[1], ys[1], names, f"NPZ file {path}")
     return _holdout(str(path), xs[0], ys[0], names, f"NPZ file {path}")
+
+
+def _named_classes(what: str, given_array: np.ndarray, names: list[str]) -> list[str]:
+    """The classes named by the file's ``class_names``: name ``i`` is the name of label ``i``.
+
+    ``names`` are what the labels gave (``"0".."K-1"`` for class numbers, else the sorted label values).  With
+    class numbers, the file may name more classes than have examples (the last digit missing); with other labels
+    the names are looked up by each label's value.  Too few names for the labels is a mistake in the file.
+    """
+    try:
+        given = clean_class_names(str(c) for c in np.asarray(given_array).astype(str).reshape(-1))
+    except UnicodeDecodeError:
+        raise DataError(f"class_names in {what} are bytes that are not text: save them as strings.") from None
+    if given is None:
+        raise DataError(f"class_names in {what} holds more than {MAX_CLASS_NAMES:,} names: a model can name at most "
+                        f"{MAX_CLASS_NAMES:,} classes.")
+    if names == [str(i) for i in range(len(names))]:
+        if len(given) < len(names):
+            raise DataError(f"class_names in {what} has {len(given)} names but the labels go up to "
+                            f"{len(names) - 1}: give one name per class, in label order.")
+        return given
+    if all(n.isascii() and n.isdigit() for n in names) and len(given) > max(int(n) for n in names):
+        return [given[int(n)] for n in names]
+    raise DataError(f"class_names in {what} has {len(given)} names, which do not cover the labels "
+                    f"({', '.join(names[:5])}{'...' if len(names) > 5 else ''}): give one name per class number 0, "
+                    "1, 2..., in order.")
 
 
 def _check_npz_pair(what: str, split: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -147,8 +171,9 @@ def _npy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str,
                             "does not read: save plain numeric arrays with numpy.savez.")
         header_len = fh.tell()
     if dtype.hasobject:
-        raise DataError(f"{path.name} stores Python objects (pickles), which NeuralStudio does not load for "
-                        "safety: save plain numeric arrays with numpy.savez.")
+        raise DataError(f"{path.name} contains Python objects ({key} is pickled data) that could run code on this "
+                        "computer if they were read, so NeuralStudio will not open it (nothing in it was run): "
+                        "ask for a copy saved as plain numeric arrays with numpy.savez.")
     entry = _NpyEntry(info, tuple(int(d) for d in shape), dtype)
     nbytes = entry.count * dtype.itemsize
     if any(d < 0 for d in entry.shape) or nbytes > info.file_size - header_len:

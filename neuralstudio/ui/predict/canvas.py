@@ -4,9 +4,15 @@ The canvas keeps its strokes (for Undo) and an image at device resolution (so
 strokes stay smooth on HiDPI screens).  While the pen moves, only the new
 segment is painted onto the image (cheap, so the prediction that follows has
 the whole frame budget); when a stroke ends, every stroke is repainted as one
-smoothed :class:`QPainterPath`.  The pen is about 1/14 of the canvas wide: a
-digit filling the canvas is scaled to 20 px for the network, which gives the
-1.5-2.5 px strokes of MNIST digits.
+smoothed :class:`QPainterPath`.  The pen is about 1/14 of the canvas wide, so
+the digit reads well on screen.
+
+What the network gets is not that image: :meth:`DigitCanvas.prepared_image`
+hands the strokes' paths to :func:`neuralstudio.ml.preprocess.prepare_strokes`,
+which draws them again scaled into MNIST's 20 px box with an MNIST-like pen.
+Scaling the canvas's raster instead scaled its pen with the drawing: a digit
+drawn small came out as blobs (docs/ARCHITECTURE.md, "Stroke -> prediction").
+A loaded picture has no paths: it is prepared from the raster as before.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from neuralstudio.ml.preprocess import PenStroke, prepare_digit, prepare_strokes
+
 DEFAULT_SIZE = 280
 
 
@@ -38,6 +46,18 @@ class Stroke:
     points: list[QPointF] = field(default_factory=list)
     width: float = 20.0
     erase: bool = False
+    _xy: list[tuple[float, float]] = field(default_factory=list, repr=False, compare=False)
+
+    def xy(self) -> np.ndarray:
+        """The points as an ``(n, 2)`` float64 array of x, y.
+
+        Converted once per point (the points only grow while the pen moves): the prediction that follows
+        each move then costs no Python loop over the whole stroke.
+        """
+        done = len(self._xy)
+        if done < len(self.points):
+            self._xy.extend((p.x(), p.y()) for p in self.points[done:])
+        return np.array(self._xy, dtype=np.float64).reshape(-1, 2)
 
 
 def _smooth_path(points: list[QPointF]) -> QPainterPath:
@@ -123,8 +143,43 @@ class DigitCanvas(QWidget):
         self._redraw()
         self.changed.emit()
 
+    def has_background(self) -> bool:
+        """True while a loaded picture is shown (it has no paths: it is prepared from the raster)."""
+        return self._background is not None
+
+    def stroke_paths(self) -> list[PenStroke]:
+        """Every stroke, the one being drawn included, as paths in logical canvas coordinates, in drawing order.
+
+        Erasers carry the width they painted (twice the pen's), so that what they removed can be worked out
+        from the paths alone.
+        """
+        strokes = self._strokes + ([self._current] if self._current is not None else [])
+        return [
+            PenStroke(
+                points=s.xy(),
+                width=s.width * (2.0 if s.erase else 1.0),
+                erase=s.erase,
+            )
+            for s in strokes
+        ]
+
+    def prepared_image(self) -> np.ndarray:
+        """The drawing prepared as the network's ``(28, 28)`` float32 input in [0, 1].
+
+        Drawn strokes are prepared from their paths (:func:`prepare_strokes`: the same stroke thickness at
+        any drawing size); a loaded picture, and strokes drawn over one, from the raster
+        (:func:`prepare_digit`), since the picture has no paths.
+        """
+        if self._background is not None:
+            return prepare_digit(self.image_array())
+        return prepare_strokes(self.stroke_paths(), (float(self.width()), float(self.height())))
+
     def image_array(self) -> np.ndarray:
-        """The drawing as a uint8 array (device pixels), white ink on black: what gets prepared."""
+        """The drawing as a uint8 array (device pixels), white ink on black, as shown on screen.
+
+        What :func:`prepare_digit` prepared for the network before strokes were prepared from their paths;
+        still what a loaded picture is prepared from (see :meth:`prepared_image`).
+        """
         img = self._image
         w, h, bpl = img.width(), img.height(), img.bytesPerLine()
         buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)

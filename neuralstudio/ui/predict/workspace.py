@@ -1,8 +1,16 @@
 """The Predict workspace: draw a digit (or open a picture) and watch what the network thinks.
 
-Layout: the canvas with its tools on the left; on the right the predicted digit
-(large, with its confidence, or "not sure"), the bar chart of the ten
-probabilities and the 28x28 image the network actually receives, magnified.
+Layout: the canvas with its tools on the left; on the right the predicted class
+(large, with how sure the network is, or "not sure"), the bar chart of what the
+network gives each class and the 28x28 image the network actually receives,
+magnified, with a line under the chart saying what the classes are and how the
+outputs are read.
+
+Truthful readout (``ml/inference.py``): a softmax output is shown as
+probabilities; a sigmoid output as its activations, labelled so, the verdict
+resting on the largest activation and its margin over the next; a linear output
+as the softmax of the outputs, labelled so.  Classes are named by the class
+names stored with the model (the data it was trained on), else numbered 0..K-1.
 
 Speed: the canvas emits ``changed`` on every pen move; the workspace does not
 predict in that handler but starts a 0-ms single-shot timer, so a burst of
@@ -41,8 +49,9 @@ from PySide6.QtWidgets import (
 
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.paths import bundled_models_dir
+from neuralstudio.ml.inference import LOGITS
 from neuralstudio.ml.model_files import UntrustedCodeError
-from neuralstudio.ml.preprocess import ImageFileError, load_gray_image, prepare_digit
+from neuralstudio.ml.preprocess import ImageFileError, load_gray_image
 from neuralstudio.ui.predict.canvas import DigitCanvas
 from neuralstudio.ui.predict.probability_chart import ProbabilityChart
 from neuralstudio.ui.tasks import TaskRunner
@@ -51,6 +60,28 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 PREVIEW_SCALE = 5
 BUNDLED_LABEL = "bundled digit model"
+
+
+DIGIT_HINT = "Draw one digit, as large as you like, anywhere on the black square."
+
+
+def _verdict(prediction: Any) -> str:
+    """How sure the network is, in the words of its output kind.
+
+    Probabilities: "98% sure" / "not sure (40%)", with "softmax of the outputs" for logits.  Activations (a
+    sigmoid output): the largest activation and the next one, never a percentage, since they are not
+    probabilities.
+    """
+    kind = getattr(prediction, "kind", None)
+    if kind is None or kind.is_probability:
+        of_outputs = " (softmax of the outputs)" if kind is not None and kind.mode == LOGITS else ""
+        if prediction.sure:
+            return f"{prediction.score:.0%} sure{of_outputs}"
+        return f"not sure ({prediction.score:.0%}){of_outputs}"
+    runner_up = prediction.runner_up
+    nxt = f", next {runner_up:.2f}" if runner_up is not None else ""
+    what = f"output activation {prediction.score:.2f}{nxt}"
+    return what if prediction.sure else f"not sure: {what}"
 
 
 def bundled_model_path() -> Path:
@@ -82,26 +113,37 @@ def ask_trust(parent: QWidget | None, file_name: str, exc: UntrustedCodeError) -
     return box.clickedButton() is trust
 
 
+def _predictor(model: Any, classes: Any) -> Any:
+    """The Predictor for ``model``, its outputs named by ``classes`` (the names stored with it), else 0..K-1."""
+    from neuralstudio.ml.inference import Predictor
+
+    if classes is None:
+        return Predictor(model)
+    return Predictor(model, class_names=classes.names, trained_on=classes.data)
+
+
 def _load_file_job(path: str, trusted: bool) -> Any:
-    from neuralstudio.ml.inference import Predictor, check_model
+    from neuralstudio.ml.inference import check_model
     from neuralstudio.ml.model_files import load_keras_model
+    from neuralstudio.ml.model_metadata import read_classes
 
     model = load_keras_model(path, trusted=trusted)
     check_model(model)
-    return Predictor(model)
+    return _predictor(model, read_classes(path))
 
 
 def _copy_job(model: Any) -> Any:
-    from neuralstudio.ml.inference import Predictor, check_model, inference_copy
+    from neuralstudio.ml.inference import check_model, inference_copy
+    from neuralstudio.ml.model_metadata import remembered_classes
 
     check_model(model)
-    return Predictor(inference_copy(model))
+    return _predictor(inference_copy(model), remembered_classes(model))
 
 
 def _same_job(model: Any) -> Any:
-    from neuralstudio.ml.inference import Predictor
+    from neuralstudio.ml.model_metadata import remembered_classes
 
-    return Predictor(model)
+    return _predictor(model, remembered_classes(model))
 
 
 class PredictWorkspace(QWidget):
@@ -117,7 +159,8 @@ class PredictWorkspace(QWidget):
     Signals:
         model_changed(str): a model is ready; the text says which.
         model_failed(str): a model could not be used; the message says why.
-        predicted(int, float): a prediction was shown (class, confidence), -1 when empty.
+        predicted(int, float): a prediction was shown (class index, its value: a probability or an
+            activation, as the chart says), -1 when empty.
     """
 
     model_changed = Signal(str)
@@ -139,7 +182,9 @@ class PredictWorkspace(QWidget):
         self.predictor: Any = None
         self.source_label = ""
         self.last_input: np.ndarray = np.zeros((28, 28), dtype=np.float32)
-        self.last_probabilities: np.ndarray | None = None
+        self.last_probabilities: np.ndarray | None = None  # None too when the values are activations
+        self.last_values: np.ndarray | None = None  # what the chart shows, whatever the output kind
+        self.last_prediction: Any = None
         self.prediction_count = 0
         self._build()
         self._show_prediction(None)
@@ -172,7 +217,8 @@ class PredictWorkspace(QWidget):
         tools.addStretch(1)
         tools.addWidget(self.clearButton)
 
-        hint = QLabel("Draw one digit, as large as you like, anywhere on the black square.", self)
+        self.hintLabel = hint = QLabel(DIGIT_HINT, self)
+        hint.setObjectName("drawHint")
         hint.setWordWrap(True)
         hint.setMaximumWidth(self.canvas.width())
         left = QVBoxLayout()
@@ -204,6 +250,12 @@ class PredictWorkspace(QWidget):
         preview_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
         self.chart = ProbabilityChart(self)
+        self.outputLabel = QLabel("", self)
+        self.outputLabel.setObjectName("outputKindLabel")
+        self.outputLabel.setAccessibleName("outputKindLabel")
+        self.outputLabel.setWordWrap(True)
+        self.outputLabel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._big_font = big
 
         top = QGridLayout()
         top.addWidget(self.predictionLabel, 0, 0)
@@ -241,6 +293,7 @@ class PredictWorkspace(QWidget):
         right = QVBoxLayout()
         right.addLayout(top)
         right.addWidget(self.chart, 1)
+        right.addWidget(self.outputLabel)
 
         body = QHBoxLayout()
         body.addLayout(left)
@@ -300,9 +353,32 @@ class PredictWorkspace(QWidget):
         self.predictor = predictor
         self.source_label = label
         self.modelLabel.setText(f"Model: {label}")
+        self._show_output_kind(predictor)
         self._set_status("")
         self.model_changed.emit(label)
         self._predict_now()
+
+    def _show_output_kind(self, predictor: Any) -> None:
+        """Name the classes on the chart and say, under it, what they are and how the outputs are read."""
+        kind = getattr(predictor, "kind", None)
+        names = list(getattr(predictor, "class_names", ()) or [str(i) for i in range(10)])
+        if kind is None:  # a stand-in predictor (benchmarks): softmax digits
+            self.chart.set_classes(names)
+            self.outputLabel.setText("")
+            return
+        self.chart.set_classes(names, kind.value_label, value_range=kind.bounded, is_probability=kind.is_probability)
+        shown = ", ".join(names[:8]) + (f", ... ({len(names)} classes)" if len(names) > 8 else "")
+        if getattr(predictor, "names_known", False):
+            trained = f" (trained on {predictor.trained_on})" if getattr(predictor, "trained_on", None) else ""
+            classes = f"Classes: {shown}{trained}."
+        elif getattr(predictor, "trained_on", None):
+            classes = f"Classes {shown} (trained on {predictor.trained_on})."
+        else:
+            classes = f"Classes {names[0]}-{names[-1]} (the model stores no class names)."
+        self.outputLabel.setText(f"{classes} {kind.description}")
+        digits = names == [str(i) for i in range(len(names))]
+        self.hintLabel.setText(DIGIT_HINT if digits else
+                               f"Draw one of: {shown}, as large as you like, anywhere on the black square.")
 
     def _ask_trust(self, file_name: str, exc: UntrustedCodeError) -> bool:
         """True to open a file with code in it after a warning (tests replace this method)."""
@@ -398,7 +474,7 @@ class PredictWorkspace(QWidget):
             self.last_input = np.zeros((28, 28), dtype=np.float32)
             self._show_prediction(None)
             return
-        x = prepare_digit(self.canvas.image_array())
+        x = self.canvas.prepared_image()  # from the strokes: MNIST-thick whatever the drawing's size
         self.last_input = x
         self._show_preview(x)
         if not x.any():  # everything was erased
@@ -427,27 +503,41 @@ class PredictWorkspace(QWidget):
 
     def _show_prediction(self, prediction: Any) -> None:
         self.prediction_count += 1
+        self.last_prediction = prediction
         if prediction is None:
             self.last_probabilities = None
-            self.chart.set_probabilities(None)
+            self.last_values = None
+            self.chart.set_values(None)
             self.predictionLabel.setText("–")
             self.predictionLabel.setProperty("predictedClass", -1)
             self.predictionLabel.setToolTip("")
-            self.confidenceLabel.setText("draw a digit")
+            self.confidenceLabel.setText("draw a digit" if self.hintLabel.text() == DIGIT_HINT else "draw something")
             self._show_preview(np.zeros((28, 28), dtype=np.float32))
             self.predicted.emit(-1, 0.0)
             return
-        self.last_probabilities = prediction.probabilities
-        self.chart.set_probabilities(prediction.probabilities, prediction.sure)
-        self.predictionLabel.setProperty("predictedClass", prediction.digit)
-        if prediction.sure:
-            self.predictionLabel.setText(str(prediction.digit))
-            self.confidenceLabel.setText(f"{prediction.confidence:.0%} sure")
-        else:
-            self.predictionLabel.setText(f"{prediction.digit}?")
-            self.confidenceLabel.setText(f"not sure ({prediction.confidence:.0%})")
+        values = np.asarray(prediction.values)
+        kind = getattr(prediction, "kind", None)
+        is_probability = kind is None or kind.is_probability
+        self.last_values = values
+        self.last_probabilities = values if is_probability else None
+        self.chart.set_values(values, prediction.sure)
+        self.predictionLabel.setProperty("predictedClass", prediction.index)
+        label = getattr(prediction, "label", str(prediction.index))
+        self._fit_verdict_font(label)
+        self.predictionLabel.setText(label if prediction.sure else f"{label}?")
+        self.predictionLabel.setToolTip(label)
+        self.confidenceLabel.setText(_verdict(prediction))
         self.predictionLabel.setAccessibleDescription(self.confidenceLabel.text())
-        self.predicted.emit(prediction.digit, prediction.confidence)
+        self.predicted.emit(prediction.index, prediction.score)
+
+    def _fit_verdict_font(self, label: str) -> None:
+        """The verdict's big font for a digit, smaller for a class name ("Ankle boot") so it fits beside the
+        preview."""
+        font = QFont(self._big_font)
+        if len(label) > 2:
+            font.setPointSizeF(max(self.font().pointSizeF() * 1.6, self._big_font.pointSizeF() * 2.4 / len(label)))
+        if self.predictionLabel.font() != font:
+            self.predictionLabel.setFont(font)
 
     # ----- lifecycle --------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
