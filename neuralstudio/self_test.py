@@ -13,7 +13,9 @@ Checks, in order:
 3. model: ``models/digits.keras`` loads (safe mode) through the app's loader;
 4. predict: MNIST sample test digits, prepared as drawn digits are, are classified
    by the fast :class:`~neuralstudio.ml.inference.Predictor`, and most are right;
-5. gui: the main window is created, shown (offscreen unless ``QT_QPA_PLATFORM``
+5. x11: on Linux, the system libraries Qt's X11 platform needs for a window on the
+   screen are installed (``neuralstudio.platform_libs``: what is missing and how to install it);
+6. gui: the main window is created, shown (offscreen unless ``QT_QPA_PLATFORM``
    says otherwise), loads Keras in the background, shows the About dialog, and
    shuts down cleanly.
 
@@ -163,11 +165,23 @@ def _check_gui(state: dict[str, Any]) -> str:
             "About dialog shown")
 
 
+def _check_x11(_state: dict[str, Any]) -> str:
+    from neuralstudio.platform_libs import XCB_LIBRARIES, install_advice, missing_libraries
+
+    if not sys.platform.startswith("linux"):
+        return f"not needed on {platform.system()}"
+    missing = missing_libraries()
+    if missing:
+        raise CheckFailedError(install_advice(missing))
+    return f"the {len(XCB_LIBRARIES)} system libraries of Qt's X11 platform are installed"
+
+
 CHECKS: list[tuple[str, Callable[[dict[str, Any]], str], tuple[str, ...]]] = [
     ("resources", _check_resources, ()),
     ("templates", _check_templates, ()),
     ("model", _check_model, ("resources",)),
     ("predict", _check_predict, ("model",)),
+    ("x11", _check_x11, ()),
     ("gui", _check_gui, ()),
 ]
 

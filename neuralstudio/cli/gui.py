@@ -22,6 +22,11 @@ def run(args: argparse.Namespace) -> int:
     path = getattr(args, "file", None)
     if path is not None and not Path(path).exists():
         raise UserError(f"{path} does not exist: give the path of a .nsd design or a .keras/.h5 model.")
+    from neuralstudio.platform_libs import check_window_libraries
+
+    advice = check_window_libraries()  # Qt would abort with a generic message: say what to install
+    if advice:
+        raise UserError(advice)
     try:
         from neuralstudio.app import run_app
     except ImportError as exc:

@@ -191,4 +191,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"model: {result.model_path}")
         if result.run_id:
             print(f"run: {result.run_id}")
+        verdict = _verdict(result, trainer.record, settings)
+        if verdict:
+            print(verdict)
     return 1 if result.status == "nan" else 0
+
+
+def _verdict(result: Any, record: Any, settings: Any) -> str:
+    """What went wrong, if anything, and the next step, on one line: the same sentences as the Train window's."""
+    from neuralstudio.core.run_outcome import diagnose_result, output_layer
+
+    design = getattr(record, "design", None) or {}
+    return diagnose_result(result, record, learning_rate=settings.learning_rate, loss=settings.loss,
+                           output_activation=output_layer(design)[0]).line()

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import stat
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,13 @@ MAX_DEPTH = 64
 MAX_NODES = 20_000
 MAX_NAME = 200  # characters in a design's name
 MAX_DESCRIPTION = 100_000
+DEFAULT_NAME = "untitled"
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def new_design_id() -> str:
+    """A fresh identity for a design that starts now (File > New, a template's copy)."""
+    return uuid.uuid4().hex
 
 
 class DesignError(UserError, ValueError):
@@ -45,11 +53,14 @@ class Design:
     graph: Graph = field(default_factory=Graph)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     data: dict[str, Any] = field(default_factory=lambda: {"source": "mnist-sample"})
-    name: str = "untitled"
+    name: str = DEFAULT_NAME
     description: str = ""
+    #: who the design is, whatever its name: runs belong to the design with their id (two copies of one
+    #: template, both called "MNIST convnet", do not share runs). Empty: not known (built in code).
+    id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": FORMAT,
             "version": VERSION,
             "name": self.name,
@@ -59,6 +70,9 @@ class Design:
             "data": dict(self.data),
             "layout": {k: [round(x, 2), round(y, 2)] for k, (x, y) in self.graph.positions.items()},
         }
+        if self.id:
+            out["id"] = self.id
+        return out
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -132,7 +146,10 @@ def load_design(path: str | os.PathLike[str]) -> Design:
         raise DesignError(f"{p} cannot be read: {exc.strerror}.") from None
     if len(raw) > MAX_FILE_BYTES:
         raise DesignError(f"{p} is larger than {MAX_FILE_BYTES // 2**20} MB: far too large for a design file.")
-    return loads_design(raw, p.name)
+    design = loads_design(raw, p.name)
+    if not design.id:  # a file from before designs had ids: the same file is the same design at every open
+        design.id = uuid.uuid5(uuid.NAMESPACE_URL, p.resolve().as_uri()).hex
+    return design
 
 
 def design_from_dict(data: Any, source: str = "design") -> Design:
@@ -184,14 +201,17 @@ def design_from_dict(data: Any, source: str = "design") -> Design:
     data_cfg = data.get("data", {"source": "mnist-sample"})
     if not isinstance(data_cfg, dict) or not isinstance(data_cfg.get("source", ""), str):
         raise DesignError(f"{source}: 'data' must be an object with a 'source' text.")
-    name = data.get("name", "untitled")
+    name = data.get("name", DEFAULT_NAME)
     desc = data.get("description", "")
+    design_id = data.get("id", "")
+    if not isinstance(design_id, str) or (design_id and not _ID.fullmatch(design_id)):
+        raise DesignError(f"{source}: the design's 'id' must be up to 64 letters, digits, '-' or '_'.")
     if not isinstance(name, str) or not isinstance(desc, str):
         raise DesignError(f"{source}: 'name' and 'description' must be text.")
     if len(name) > MAX_NAME or len(desc) > MAX_DESCRIPTION:
         raise DesignError(f"{source}: the design's name (at most {MAX_NAME} characters) or description "
                           f"(at most {MAX_DESCRIPTION:,}) is too long.")
-    return Design(graph=graph, training=training, data=dict(data_cfg), name=name, description=desc)
+    return Design(graph=graph, training=training, data=dict(data_cfg), name=name, description=desc, id=design_id)
 
 
 def _check_layer_configs(graph_data: dict[str, Any], source: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralstudio.core.design import Design, DesignError, load_design
+from neuralstudio.core.design import DEFAULT_NAME, Design, DesignError, load_design, new_design_id
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.paths import templates_dir
 
@@ -89,6 +89,22 @@ def load_template(name: str = DEFAULT_TEMPLATE) -> Design:
     """A fresh :class:`Design` from template ``name`` (each call returns a new, independent copy)."""
     path = template_path(name)
     try:
-        return load_design(path)
+        design = load_design(path)
     except DesignError as exc:
         raise TemplateError(f"The template {name!r} is damaged ({exc}): reinstall NeuralStudio.") from None
+    design.id = new_design_id()  # a copy is a design of its own, with runs of its own
+    return design
+
+
+def is_template_title(name: str) -> bool:
+    """Whether ``name`` is one a user did not choose: the default ("untitled") or a template's own title.
+
+    Such a design is named after the file it is first saved as, and a template's copy whose layers are
+    all deleted becomes "untitled": it is no longer that template.
+    """
+    if name == DEFAULT_NAME:
+        return True
+    try:
+        return name in {t.title for t in list_templates()}
+    except UserError:  # a damaged template: its title is not known, so it is not this one
+        return False

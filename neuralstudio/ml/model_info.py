@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from neuralstudio.core.formatting import format_shape, format_value, human_size
+from neuralstudio.core.runs import RUN_FILE
+from neuralstudio.ml.model_files import load_notes, model_file_format
 
 _MAX_METADATA_BYTES = 1_000_000
 _MAX_RUN_FILE_BYTES = 16 * 2**20  # a run keeps at most 4,000 batch points: about 1 MB
@@ -132,12 +134,18 @@ class ModelInfo:
             final = self.run.get("final") or {}
             if final:
                 lines.append("  final: " + ", ".join(f"{k} {format_value(v)}" for k, v in final.items()))
-        elif self.notes:
+        elif any(RUN_FILE in note for note in self.notes):  # a run.json is there but could not be used
             lines.append("Training history: none shown.")
         else:
-            lines.append("Training history: none recorded (the file was not saved by a NeuralStudio training run).")
+            lines.append(f"Training history: {NO_HISTORY}")
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+#: what is said of a model with no run record beside it: saved or exported by NeuralStudio or not, the
+#: history lives in the run's folder, not in the model file (it once said "not saved by NeuralStudio")
+NO_HISTORY = ("none beside this file. NeuralStudio keeps a run's history in the run's own folder (Train > Runs); "
+              "a model saved, exported or copied elsewhere does not carry it.")
 
 
 def _format_label(fmt: str) -> str:
@@ -150,7 +158,7 @@ def file_metadata(path: str | os.PathLike[str]) -> dict[str, str | None]:
     Whatever is missing or unreadable is None: the metadata only decorates the description.
     """
     p = Path(path)
-    if p.suffix.lower() == ".keras":
+    if (model_file_format(p) or ("keras" if p.suffix.lower() == ".keras" else "h5")) == "keras":  # by content
         return _zip_metadata(p)
     return _h5_metadata(p)
 
@@ -293,12 +301,12 @@ def info_from_model(model: Any, path: str | os.PathLike[str] | None = None) -> M
     if path is not None:
         p = Path(path)
         info.path = str(p)
-        info.file_format = "keras" if p.suffix.lower() == ".keras" else "h5"
+        info.file_format = model_file_format(p) or ("keras" if p.suffix.lower() == ".keras" else "h5")
         info.file_size = p.stat().st_size
         meta = file_metadata(p)
         info.keras_version, info.saved, info.backend = meta["keras_version"], meta["saved"], meta["backend"]
         info.history, info.run, note = _run_summary(p)
-        info.notes = [note] if note else []
+        info.notes = ([note] if note else []) + load_notes(model)
     return info
 
 

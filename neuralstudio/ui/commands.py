@@ -292,9 +292,12 @@ class InsertCommand(CompoundCommand):
     """Add a layer into a connection: ``src -> new -> dst``."""
 
     def __init__(self, graph: Graph, class_name: str, config: dict[str, Any], pos: tuple[float, float],
-                 edge: Edge) -> None:
+                 edge: Edge, moves: dict[str, tuple[float, float]] | None = None) -> None:
+        """``moves``: new positions of the layers below, which make room for the new one (same undo step)."""
         self.node_id = graph.new_id()
+        children: list[GraphCommand] = [MoveNodesCommand(graph, moves, "Make room")] if moves else []
         super().__init__(graph, f"Insert {class_name}", [
+            *children,
             DisconnectCommand(graph, edge),
             AddNodeCommand(graph, class_name, config, pos=pos, node_id=self.node_id),
             ConnectCommand(graph, edge.src, self.node_id, 0, edge.src_port),
@@ -325,6 +328,29 @@ class DeleteCommand(CompoundCommand):
         children += [RemoveNodeCommand(graph, n) for n in _sharers_first(graph, node_ids)]
         n = len(node_ids)
         super().__init__(graph, f"Delete {n} layer{'s' if n != 1 else ''}" if n else "Delete connection", children)
+
+
+class RenameDesignCommand(GraphCommand):
+    """The design's name and identity, changed as one step of an edit, and back on undo.
+
+    Deleting every layer of a template's copy starts a design of its own: without this the MLP built
+    next was still "MNIST convnet" in Train, in its runs, its code and its file name.
+    """
+
+    def __init__(self, design: Any, name: str, design_id: str, on_change: Any) -> None:
+        super().__init__(f"Rename the design {name}")
+        self.design = design
+        self.new = (name, design_id)
+        self.old = (design.name, design.id)
+        self.on_change = on_change
+
+    def _redo(self) -> None:
+        self.design.name, self.design.id = self.new
+        self.on_change()
+
+    def undo(self) -> None:
+        self.design.name, self.design.id = self.old
+        self.on_change()
 
 
 def _sharers_first(graph: Graph, node_ids: list[str]) -> list[str]:

@@ -65,6 +65,11 @@ class Document(QObject):
         self.path_changed.emit()
         self.modified_changed.emit(False)
 
+    def mark_modified(self) -> None:
+        """A change outside the undo history (the design's name) that still needs saving."""
+        self._forced_dirty = True
+        self.modified_changed.emit(True)
+
     def display_name(self) -> str:
         return self.path.name if self.path else f"{self.design.name} (unsaved)"
 

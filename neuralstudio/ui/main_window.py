@@ -33,6 +33,7 @@ from neuralstudio.core.design import Design, design_from_dict, load_design
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.graph import Graph
 from neuralstudio.core.paths import user_data_dir
+from neuralstudio.core.templates import is_template_title
 from neuralstudio.ml.model_files import UntrustedCodeError
 from neuralstudio.ui.actions import make_action
 from neuralstudio.ui.editor.editor_widget import EditorWidget
@@ -67,7 +68,7 @@ def _import_job(path: Path, trusted: bool = False) -> tuple[Design | None, Any, 
     returned without one (None) and with the reason, so that Predict and Export can still use it.
     """
     from neuralstudio.ml.importer import ModelImportError, import_model
-    from neuralstudio.ml.model_files import load_keras_model
+    from neuralstudio.ml.model_metadata import load_model as load_keras_model  # remembers its class names
 
     model = load_keras_model(path, trusted=trusted)
     try:
@@ -169,7 +170,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._train_host, "Train")
         self._predict_host = self._page_host("predictHost")
         self.tabs.addTab(self._predict_host, "Predict")
-        self.tabs.currentChanged.connect(lambda _index: self._ensure_pages())
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.tabs.setTabToolTip(0, "Design the network (Ctrl+1)")
         self.tabs.setTabToolTip(1, "Train it and watch loss and accuracy (Ctrl+2)")
         self.tabs.setTabToolTip(2, "Draw digits and see what it predicts (Ctrl+3)")
@@ -228,6 +229,16 @@ class MainWindow(QMainWindow):
         self._predict_host.layout().addWidget(self._predict_page)
         self._train_page.set_design(self.doc.design)
 
+    def _on_tab_changed(self, index: int) -> None:
+        self._ensure_pages()
+        toolbar = getattr(self, "design_toolbar", None)
+        if toolbar is not None:
+            toolbar.setVisible(index == 0)
+        if self.tabs.widget(index) is self._train_host and self._train_page is not None:
+            # the design may have been edited since Train last showed it: its layer count, its name, a
+            # message about the design as it was
+            self._train_page.set_design(self.doc.design)
+
     @property
     def train_page(self) -> Any:
         self._ensure_pages()
@@ -243,6 +254,7 @@ class MainWindow(QMainWindow):
 
         page = TrainWorkspace(runner=self.runner)  # the window's runner: it stops with the window
         page.model_trained.connect(self._on_model_trained)
+        page.training_settings_changed.connect(self._on_training_settings_changed)
         return page
 
     def _make_predict_page(self) -> QWidget:
@@ -270,8 +282,12 @@ class MainWindow(QMainWindow):
         self.act_model_info.setEnabled(True)
 
     def _on_model_trained(self, model: Any, label: str, design: Any = None) -> None:
+        """A run's model becomes current: one that just ended well, or one the learner chose in the runs table.
+
+        A run that went wrong is not offered here while a better model is current (the Train workspace says so).
+        """
         self._set_current_model(model, None, f"trained: {label}", design=design)
-        self.statusBar().showMessage("The trained model is now used by Predict and Export.", 8000)
+        self.statusBar().showMessage(f"The model of {label} is now used by Predict and Export.", 8000)
 
     def export_model(self) -> None:
         """File > Export: every format, verified against the Keras model before it is written."""
@@ -305,6 +321,23 @@ class MainWindow(QMainWindow):
         dialog.resize(720, 560)
         dialog.exec()
 
+    def _on_training_settings_changed(self, settings: Any) -> None:
+        """Hyperparameters set in Train belong to the design: saved with it, and checked by the editor."""
+        if settings == self.doc.design.training:
+            return
+        self.doc.design.training = settings
+        self.doc.mark_modified()
+        self.editor.schedule_analysis()  # e.g. a loss that fits the output layer now, or no longer
+        self._update_title()
+
+    def show_getting_started(self) -> None:
+        from neuralstudio.ui.getting_started import GettingStartedDialog
+
+        if getattr(self, "_getting_started", None) is None:
+            self._getting_started = GettingStartedDialog(self)
+        self._getting_started.show()
+        self._getting_started.raise_()
+
     def show_about(self) -> None:
         from neuralstudio.ui.about_dialog import AboutDialog
 
@@ -336,8 +369,11 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         keys = QKeySequence.StandardKey
         ed = self.editor
-        self.act_new = self._action("&New", self.new_default, keys.New, "New design from the default template",
-                                    name="actionNew")
+        self.act_new = self._action("&New", self.new_empty, keys.New,
+                                    "New empty design (templates: File > New from Template)", name="actionNew")
+        self.act_rename_design = self._action("Rename &Design…", self.rename_design, None,
+                                              "Give the design its own name: used by Train, its runs, the code "
+                                              "and the file", name="actionRenameDesign")
         self.act_open = self._action("&Open…", self.open_dialog, keys.Open,
                                      "Open a design (.nsd) or a Keras model (.keras, .h5)", name="actionOpen")
         self.act_save = self._action("&Save", self.save, keys.Save, "Save the design", name="actionSave")
@@ -365,6 +401,10 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(False)
         self.act_model_info.setEnabled(False)
         self.act_about = self._action("&About NeuralStudio", self.show_about, tip="Versions, data and license")
+        self.act_getting_started = self._action("&Getting Started", self.show_getting_started,
+                                                QKeySequence.StandardKey.HelpContents,
+                                                "The first hour in six steps, with the keys (F1)",
+                                                name="actionGettingStarted")
         self.act_tabs = [self._action(t, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
                          for i, t in enumerate(("Design", "Train", "Predict"))]
 
@@ -380,6 +420,7 @@ class MainWindow(QMainWindow):
         m_file.addSeparator()
         m_file.addAction(self.act_save)
         m_file.addAction(self.act_save_as)
+        m_file.addAction(self.act_rename_design)
         m_file.addSeparator()
         m_file.addAction(self.act_export)
         m_file.addAction(self.act_model_info)
@@ -398,6 +439,8 @@ class MainWindow(QMainWindow):
         m_run = mb.addMenu("&Run")
         m_run.addAction(self.act_train)
         m_help = mb.addMenu("&Help")
+        m_help.addAction(self.act_getting_started)
+        m_help.addSeparator()
         m_help.addAction(self.act_about)
 
         tb = self.addToolBar("Main")
@@ -407,13 +450,19 @@ class MainWindow(QMainWindow):
         self.new_template_action.setMenu(self.templates_menu)
         self.new_template_action.setToolTip("Start a new design from a template")
         self.new_template_action.triggered.connect(self.new_default)
-        for a in (self.new_template_action, self.act_open, self.act_save, self.act_save_as, None, self.act_undo,
-                  self.act_redo, None, self.act_layout, self.act_fit, None, self.act_train):
-            tb.addSeparator() if a is None else tb.addAction(a)
+        for a in (self.new_template_action, self.act_open, self.act_save, self.act_save_as):
+            tb.addAction(a)
+        # The editing tools only where there is a design to edit: hidden in Train and Predict
+        self.design_toolbar = self.addToolBar("Design")
+        self.design_toolbar.setObjectName("designToolBar")
+        self.design_toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for a in (self.act_undo, self.act_redo, None, self.act_layout, self.act_fit, None, self.act_train):
+            self.design_toolbar.addSeparator() if a is None else self.design_toolbar.addAction(a)
 
     def _connect(self) -> None:
         self.editor.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self.editor.message.connect(lambda text, _ms: setattr(self, "last_error", text))
+        self.editor.design_renamed.connect(self._on_design_renamed)
         self.doc.design_replaced.connect(self._on_design_replaced)
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.path_changed.connect(self._update_title)
@@ -449,6 +498,49 @@ class MainWindow(QMainWindow):
     def new_default(self) -> bool:
         return self.new_from_template(None)
 
+    def new_empty(self) -> bool:
+        """Replace the design with an empty one, named "untitled" until it is renamed or saved."""
+        from neuralstudio.core.design import new_design_id
+
+        if not self._confirm_discard():
+            return False
+        self._set_design(Design(id=new_design_id()), None)
+        self.statusBar().showMessage("New design: drag layers from the palette, starting with an Input.", 8000)
+        return True
+
+    def rename_design(self) -> bool:
+        """Ask for the design's name; Train, its runs, the generated code and the file name use it."""
+        from neuralstudio.core.design import MAX_NAME
+
+        name = self._ask_design_name(self.doc.design.name)
+        if name is None:
+            return False
+        name = " ".join(name.split())
+        if not name or len(name) > MAX_NAME:
+            self._show_error("Cannot rename the design",
+                             f"A design's name needs 1 to {MAX_NAME} characters: the name was kept.")
+            return False
+        if name != self.doc.design.name:
+            self._set_design_name(name)
+        return True
+
+    def _ask_design_name(self, current: str) -> str | None:
+        """The name typed, or None when cancelled (tests replace this method)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(self, "Rename the design", "Name of the design:", text=current)
+        return text if ok else None
+
+    def _set_design_name(self, name: str) -> None:
+        self.doc.design.name = name
+        self.doc.mark_modified()
+        self._on_design_renamed()
+
+    def _on_design_renamed(self) -> None:
+        self._on_design_replaced()  # Train shows the name, and the runs of this design
+        self.editor.schedule_analysis()  # the generated code is named after the design
+        self._update_title()
+
     def new_from_template(self, name: str | None) -> bool:
         """Replace the design with a fresh copy of template ``name`` (default: mnist-cnn)."""
         from neuralstudio.core.templates import DEFAULT_TEMPLATE, load_template
@@ -466,7 +558,7 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> None:
         if not self._confirm_discard():
             return
-        start = str(self.doc.path.parent) if self.doc.path else str(Path.home())
+        start = str(self._dialog_folder())
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a design or a Keras model", start,
             "Designs and models (*.nsd *.keras *.h5 *.hdf5);;Designs (*.nsd);;Keras models (*.keras *.h5 *.hdf5);;"
@@ -593,12 +685,14 @@ class MainWindow(QMainWindow):
         return self.save_to(self.doc.path)
 
     def save_as(self) -> bool:
-        start = str(self.doc.path) if self.doc.path else str(Path.home() / f"{self.doc.design.name}.nsd")
+        start = str(self.doc.path) if self.doc.path else str(self._dialog_folder() / f"{self.doc.design.name}.nsd")
         path, _ = QFileDialog.getSaveFileName(self, "Save the design", start, "Designs (*.nsd)")
         if not path:
             return False
         if not path.endswith(".nsd"):
             path += ".nsd"
+        if is_template_title(self.doc.design.name):  # "untitled", or still the template's: the file names it
+            self._set_design_name(Path(path).stem)
         return self.save_to(Path(path))
 
     def save_to(self, path: str | Path) -> bool:
@@ -671,6 +765,15 @@ class MainWindow(QMainWindow):
         if isinstance(value, str):
             value = [value]
         return [str(v) for v in value or []]
+
+    def _dialog_folder(self) -> Path:
+        """Where Open and Save As start: the design's folder, else the last file's, else the home folder."""
+        if self.doc.path is not None:
+            return self.doc.path.parent
+        for r in self.recent_files():
+            if Path(r).parent.is_dir():
+                return Path(r).parent
+        return Path.home()
 
     def _add_recent(self, p: Path) -> None:
         s = str(p.resolve())

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neuralstudio.core.design import Design, DesignError, load_design, loads_design
+from neuralstudio.core.design import Design, DesignError, design_from_dict, load_design, loads_design, new_design_id
 from neuralstudio.core.graph import Graph
 
 
@@ -21,12 +21,29 @@ def small_design() -> Design:
 
 def test_round_trip_is_exact_and_sorted(tmp_path):
     d = small_design()
+    d.id = new_design_id()
     path = tmp_path / "net.nsd"
     d.save(path)
     text = path.read_text("utf-8")
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     again = load_design(path)
     assert again.to_dict() == d.to_dict()
+
+
+def test_a_file_without_an_id_is_the_same_design_at_every_open(tmp_path):
+    """Files from before designs had ids: their runs must still be found when they are opened again."""
+    a, b = tmp_path / "a.nsd", tmp_path / "b.nsd"
+    small_design().save(a)
+    small_design().save(b)
+    assert "id" not in json.loads(a.read_text("utf-8"))
+    assert load_design(a).id == load_design(a).id != load_design(b).id
+
+
+def test_a_hostile_id_is_refused(tmp_path):
+    d = small_design().to_dict()
+    d["id"] = "../../etc/passwd"
+    with pytest.raises(DesignError, match="'id' must be up to 64 letters"):
+        design_from_dict(d, "evil.nsd")
 
 
 def test_version_0_files_keep_loading():

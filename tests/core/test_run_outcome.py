@@ -41,10 +41,14 @@ def test_stopped_says_where_and_that_the_model_is_kept():
 
 
 def test_nan_names_the_batch_and_a_smaller_learning_rate():
+    # where and what to try, then why (tests/core/test_run_diagnosis.py has the diagnosis itself)
+    why = (" A loss that becomes NaN or infinite means training diverged: the learning rate is too high for this "
+           "network.")
     assert end_message(result(status="nan"), last_batch=(0, 4), learning_rate=100.0) == (
-        "The loss became NaN at epoch 1, batch 5 with learning rate 100: try 10.")
-    assert end_message(result(status="nan"), last_batch=(0, 4)).endswith(": try a smaller learning rate.")
-    assert end_message(result(status="nan", message="loss became NaN: try 0.01.")) == "loss became NaN: try 0.01."
+        "The loss became NaN at epoch 1, batch 5 with learning rate 100: try 10." + why)
+    assert end_message(result(status="nan"), last_batch=(0, 4)) == (
+        "The loss became NaN at epoch 1, batch 5: try a smaller learning rate." + why)
+    assert end_message(result(status="nan", message="loss became NaN: try 0.01.")) == "loss became NaN: try 0.01." + why
 
 
 def test_failed_and_statusless_results():

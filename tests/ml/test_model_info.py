@@ -44,7 +44,7 @@ def test_info_of_a_keras_file(tmp_path):
     assert info.compiled == {"optimizer": "SGD", "loss": "sparse_categorical_crossentropy"}
     assert info.history == {}
     text = info.format()
-    assert "Keras " + keras.__version__ in text and "BatchNormalization" in text and "none recorded" in text
+    assert "Keras " + keras.__version__ in text and "BatchNormalization" in text and "none beside this file" in text
     as_json = json.loads(json.dumps(info.to_dict()))
     assert as_json["total_params"] == model.count_params()
 

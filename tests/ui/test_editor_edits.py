@@ -153,3 +153,26 @@ def test_ports_show_their_connections_after_delete_and_undo(editor):
     editor.delete_selection()
     editor.doc.undo_stack.undo()
     assert connected_outs() == before
+
+
+def test_a_layer_inserted_into_a_connection_gets_room_of_its_own(ready_window, qtbot):
+    """Dropped onto a connection, the new layer overlapped its neighbours: the layers below move down a row."""
+    from neuralstudio.ui.editor.layout import NODE_H, NODE_W
+
+    w = ready_window
+    g = w.doc.graph
+    edge = next(iter(g.edges))
+    before = {nid: g.position(nid) for nid in g.nodes}
+    src = g.position(edge.src)
+    new_id = w.editor.add_layer("Dense", (src[0] + 5, src[1] + 20), edge)
+    assert new_id is not None
+
+    def overlaps(a, b) -> bool:
+        (ax, ay), (bx, by) = g.position(a), g.position(b)
+        return abs(ax - bx) < NODE_W and abs(ay - by) < NODE_H
+
+    assert not [n for n in g.nodes if n != new_id and overlaps(n, new_id)]
+    assert g.position(edge.dst)[1] > before[edge.dst][1]  # moved down to make room
+    w.doc.undo_stack.undo()  # one step: the layer goes and the others come back
+    assert new_id not in g.nodes
+    assert {nid: g.position(nid) for nid in g.nodes} == before

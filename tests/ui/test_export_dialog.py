@@ -60,6 +60,22 @@ def test_format_choice_drives_the_options_and_the_default_path(qtbot, make_dialo
     qtbot.keyClicks(dlg.path_edit, str(tmp_path / "mine.onnx"))
     dlg.set_format("onnx")
     assert dlg.path_edit.text() == str(tmp_path / "mine.onnx")
+    # ... but its suffix follows the format: no ONNX file named .keras
+    dlg.set_format("keras")
+    assert dlg.path_edit.text() == str(tmp_path / "mine.keras")
+    dlg.set_format("savedmodel")
+    assert dlg.path_edit.text() == str(tmp_path / "mine")
+    dlg.reject()
+
+
+def test_a_failure_of_another_format_is_not_shown_after_the_format_changes(qtbot, make_dialog, saved_model):
+    model, path = saved_model
+    dlg = make_dialog(model, model_path=path)
+    dlg.path_edit.clear()
+    qtbot.mouseClick(dlg.export_button, Qt.MouseButton.LeftButton)  # no path: refused
+    assert dlg.status_label.text().startswith("Export FAILED")
+    dlg.set_format("onnx")
+    assert dlg.status_label.text() == "" and dlg.report_view.toPlainText() == ""
     dlg.reject()
 
 
@@ -150,4 +166,4 @@ def test_model_info_view_shows_layers_and_history(qtbot, saved_model):
     assert "run-7" in view.history_note.text() and "test_accuracy 0.9" in view.history_note.text()
     # A model with no run beside it: the table hides and the note says why.
     view.set_info(model_info(path))
-    assert not view.history_table.isVisible() and "No training history" in view.history_note.text()
+    assert not view.history_table.isVisible() and "Training history: none beside this file" in view.history_note.text()

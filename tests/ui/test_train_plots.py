@@ -248,3 +248,20 @@ def test_y_range_moves_a_few_times_a_run_and_keeps_every_point_in_view(qtbot):
     assert lo >= -0.1  # a loss is never negative: no room wasted below zero
     _lo, hi = plots.acc.item.vb.viewRange()[1]
     assert hi <= 1.1  # nor above 100% accuracy
+
+
+def test_overlaid_runs_take_one_legend_entry_each_and_only_a_few(qtbot):
+    """Eight entries (train and validation of four runs) covered the data; hovering still names every curve."""
+    from neuralstudio.ui.train.plots import OVERLAY_LEGEND_RUNS, TrainingPlots
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    hist = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.6], "accuracy": [0.5, 0.8], "val_accuracy": [0.45, 0.75]}
+    plots.set_overlays([(f"run-{i}", hist) for i in range(5)])
+    labels = [label.text for _s, label in plots.loss.legend.items]
+    listed = [t for t in labels if t.startswith("run-")]
+    assert len(listed) == OVERLAY_LEGEND_RUNS
+    assert listed[0] == "run-0 (dashed: validation)"
+    assert len(plots.loss.overlays) == 10
+    hover = plots.loss.nearest(2.0)
+    assert "run-4 val loss: 0.6 @ 2.00" in hover

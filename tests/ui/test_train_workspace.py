@@ -138,6 +138,7 @@ def test_pause_resume_stop_keeps_the_model(qtbot, workspace, tmp_path, monkeypat
     n = len(ws.plots.loss.batch)
     qtbot.wait(600)
     assert len(ws.plots.loss.batch) == n, "batches arrived while paused"
+    assert ws.log_view.toPlainText().count("Paused.") == 1  # said once, by the trainer when it holds
     qtbot.mouseClick(ws.pause_button, Qt.MouseButton.LeftButton)
     assert not ws.is_paused()
     wait_for_batches(qtbot, ws, n + 1)
@@ -202,7 +203,7 @@ def test_compare_two_runs_overlays_and_diff(qtbot, workspace, tmp_path):
         table.item(row, 0).setCheckState(Qt.CheckState.Checked)
     assert len(ws.plots.loss.overlays) == 4  # two runs x (loss, val loss)
     assert len(ws.plots.acc.overlays) == 4
-    names = [ov.name() for ov in ws.plots.loss.overlays]
+    names = [ov._ns_name for ov in ws.plots.loss.overlays]  # the hover text names every curve
     assert any("lr=0.01 loss" in n for n in names) and any("lr=0.001 val loss" in n for n in names)
     legend_names = [label.text for _sample, label in ws.plots.loss.legend.items]
     assert any("lr=0.01" in n for n in legend_names)
@@ -247,18 +248,34 @@ def test_editing_the_design_does_not_change_the_run(qtbot, workspace):
     assert "edited" in ws.design_label.text()
 
 
-def test_missing_data_source_is_reported_readably(qtbot, workspace):
+def test_missing_data_source_is_reported_readably(qtbot, workspace, tmp_path):
+    """A design naming a path that does not exist: the data preview says so and Train waits for other data.
+
+    A file that vanishes after its preview is only found by the run, which says so readably too.
+    """
     ws = workspace
-    ws.set_design(tiny_design())
     ws.set_dataset(None)
-    box = ws.settings_panel.data_box
-    box.addItem("/nonexistent/folder", "/nonexistent/folder")
-    box.setCurrentIndex(box.count() - 1)
+    design = tiny_design(epochs=1)
+    design.data = {"source": "/nonexistent/folder"}
+    ws.set_design(design)
+    picker = ws.settings_panel.data_picker
+    qtbot.waitUntil(lambda: picker.state == "failed", timeout=30_000)
+    text = picker.preview_label.text()
+    assert "/nonexistent/folder" in text and "Traceback" not in text
+    assert "color: #b00020" in picker.preview_label.styleSheet()
+    assert not ws.train_button.isEnabled() and text in ws.train_button.toolTip()
+
+    path = tmp_path / "soon-gone.npz"
+    np.savez(path, x_train=np.zeros((64, 28, 28), np.uint8), y_train=np.arange(64) % 10)
+    picker.choose_path(path)
+    qtbot.waitUntil(lambda: picker.state == "ok", timeout=30_000)
+    assert ws.train_button.isEnabled()
+    path.unlink()
     qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
     run_to_end(qtbot, ws)
     assert ws.last_result is None
     text = ws.status_label.text()
-    assert "/nonexistent/folder" in text and "Traceback" not in text
+    assert str(path) in text and "Traceback" not in text
     assert "color: #b00020" in ws.status_label.styleSheet()
     assert ws.train_button.isEnabled()
 

@@ -22,10 +22,11 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QWidget
 
-from neuralstudio.core.design import Design
+from neuralstudio.core.design import DEFAULT_NAME, Design, new_design_id
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.events import GraphEvent
 from neuralstudio.core.graph import Edge, Graph
+from neuralstudio.core.templates import is_template_title
 from neuralstudio.ui import commands as cmd
 from neuralstudio.ui.actions import make_action
 from neuralstudio.ui.code_view import CodeView
@@ -51,10 +52,15 @@ def lay_out_missing(graph: Graph) -> None:
 
 def _analysis_job(graph: Graph, design: Design) -> dict[str, Any]:
     """Runs in the worker thread on a private copy: problems, shapes, counts and the generated code."""
+    from neuralstudio.core.class_names import data_classes
     from neuralstudio.ml.builder import analyze
 
+    # The class count of the design's data set, when known without loading it: a mismatch is a warning that
+    # names the data set (a design is valid or not on its own).
+    known = data_classes(design.data)
     # Shape-only analysis: ~20 ms after an edit of a 200-layer graph instead of building the whole model.
-    result = analyze(graph, build=False, loss=design.training.loss)
+    result = analyze(graph, build=False, loss=design.training.loss,
+                     num_classes=known[1] if known else None, data_name=known[0] if known else None)
     code, code_error = "", ""
     try:
         from neuralstudio.ml.codegen import generate_code
@@ -87,6 +93,7 @@ class EditorWidget(QMainWindow):
     message = Signal(str, int)  # text, milliseconds: for the status bar
     analysis_applied = Signal()
     design_loaded = Signal()
+    design_renamed = Signal()  # the design's name or identity changed as part of an edit (and its undo)
 
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -227,7 +234,7 @@ class EditorWidget(QMainWindow):
         self.params_label.setText("Total params: –")
         self.changed_since_autosave = False
         self.schedule_analysis()
-        QTimer.singleShot(0, self.view.zoom_to_fit)
+        QTimer.singleShot(0, self.view.show_network)
 
     # ============================================================= analysis
     def _on_graph_event(self, ev: GraphEvent) -> None:
@@ -355,8 +362,11 @@ class EditorWidget(QMainWindow):
         g = self.doc.graph
         at = (round(pos[0], 1), round(pos[1], 1))
         config = self._default_config(class_name)
-        command = (cmd.AddNodeCommand(g, class_name, config, pos=at, node_id=g.new_id()) if edge is None
-                   else cmd.InsertCommand(g, class_name, config, at, edge))
+        if edge is None:
+            command: Any = cmd.AddNodeCommand(g, class_name, config, pos=at, node_id=g.new_id())
+        else:
+            at, moves = _room_in_connection(g, edge)
+            command = cmd.InsertCommand(g, class_name, config, at, edge, moves)
         if not self.push(command):
             return None
         self.scene.select_nodes([command.node_id])
@@ -393,8 +403,15 @@ class EditorWidget(QMainWindow):
 
     def delete_selection(self) -> None:
         nodes, edges = self.scene.selected_node_ids(), self.scene.selected_edges()
-        if nodes or edges:
-            self.push(cmd.DeleteCommand(self.doc.graph, nodes, edges))
+        if not (nodes or edges):
+            return
+        command = cmd.DeleteCommand(self.doc.graph, nodes, edges)
+        design = self.doc.design
+        if nodes and set(nodes) >= set(self.doc.graph.nodes) and is_template_title(design.name):
+            # everything of a template's copy goes: what is built next is a design of its own
+            command.children.append(cmd.RenameDesignCommand(design, DEFAULT_NAME, new_design_id(),
+                                                            self.design_renamed.emit))
+        self.push(command)
 
     def _selection_payload(self) -> dict[str, Any] | None:
         g = self.doc.graph
@@ -468,3 +485,32 @@ class EditorWidget(QMainWindow):
         """No more analyses: the window is closing."""
         self._closing = True
         self._analysis_timer.stop()
+
+
+def _room_in_connection(graph: Graph, edge: Edge) -> tuple[tuple[float, float], dict[str, tuple[float, float]]]:
+    """Where a layer inserted into ``edge`` goes (a row below its source), and the moves that make room.
+
+    Dropped where the mouse was, it overlapped its neighbours: networks are laid out top to bottom, so
+    the destination and everything below it that depends on it move down one row when the gap is short.
+    """
+    sx, sy = graph.position(edge.src) or (0.0, 0.0)
+    dx, dy = graph.position(edge.dst) or (sx, sy + 2 * (NODE_H + ROW_GAP))
+    row = NODE_H + ROW_GAP
+    at = (round(dx if abs(dx - sx) < NODE_W else (sx + dx) / 2, 1), round(sy + row, 1))
+    if dy - sy >= 2 * row - 1:
+        return at, {}
+    shift = 2 * row - (dy - sy)
+    below: list[str] = []
+    todo, seen = [edge.dst], {edge.src}
+    while todo:
+        nid = todo.pop()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        below.append(nid)
+        todo.extend(e.dst for e in graph.out_edges(nid))
+    moves = {}
+    for nid in below:
+        x, y = graph.position(nid) or (0.0, 0.0)
+        moves[nid] = (x, round(y + shift, 1))
+    return at, moves

@@ -21,6 +21,8 @@ from neuralstudio.ui.editor.port_item import PortItem
 from neuralstudio.ui.editor.scene import GraphScene
 
 LAYER_MIME = "application/x-neuralstudio-layer"
+#: a network opened is shown no smaller than this (its node text stays readable); Ctrl+0 fits it whole
+READABLE_ZOOM_MIN = 0.8
 
 
 class GraphView(QGraphicsView):
@@ -56,6 +58,18 @@ class GraphView(QGraphicsView):
         self.zoom_changed.emit(self.zoom)
 
     def zoom_to_fit(self) -> None:
+        """Show the whole network (View > Zoom to Fit, Ctrl+0), however small that makes it."""
+        self._fit(0.05)
+
+    def show_network(self) -> None:
+        """The view of a network just opened: all of it if it can be read so, else its top at a readable size.
+
+        Fitted whole, the default template (10 layers in a column) came out at 46%, its text too small to
+        read; a learner starts reading at the Input anyway.
+        """
+        self._fit(READABLE_ZOOM_MIN)
+
+    def _fit(self, smallest: float) -> None:
         rect = self.scene().itemsBoundingRect()
         if rect.isEmpty():
             return
@@ -64,6 +78,10 @@ class GraphView(QGraphicsView):
         if self.zoom > 1.0:
             self.set_zoom(1.0)
             self.centerOn(rect.center())
+        elif self.zoom < smallest and smallest > 0.05:
+            self.set_zoom(smallest)
+            half = self.viewport().height() / (2 * smallest)
+            self.centerOn(rect.center().x(), rect.top() + half)
         elif self.zoom < 0.05:
             self.set_zoom(0.05)
             self.centerOn(rect.center().x(), rect.top())

@@ -145,7 +145,12 @@ class ExportDialog(QDialog):
         return self.selected_format.missing_packages()
 
     def _on_format_changed(self, *_: Any) -> None:
-        fmt = self.selected_format
+        fmt, previous = self.selected_format, getattr(self, "_shown_format", None)
+        self._shown_format = fmt
+        if previous is not None and previous is not fmt:  # a result or failure of another format is stale
+            self.status_label.setText("")
+            self.status_label.setStyleSheet("")
+            self.report_view.clear()
         text = fmt.use
         missing = self._missing_packages()
         if missing:
@@ -156,6 +161,8 @@ class ExportDialog(QDialog):
         self._update_enabled()
         if not self._path_edited:
             self.path_edit.setText(self._suggested_path())
+        elif previous is not None and previous is not fmt:
+            self.path_edit.setText(_retarget(self.path_edit.text(), previous, fmt))
 
     def _on_quantize_toggled(self, _checked: bool) -> None:
         if not self._path_edited:
@@ -248,3 +255,23 @@ class ExportDialog(QDialog):
         if event.key() == Qt.Key.Key_Escape and self.running:
             return
         super().keyPressEvent(event)
+
+
+def _retarget(path: str, old: ExportFormat, new: ExportFormat) -> str:
+    """A path the user chose for ``old``, for ``new``: same folder and name, the new format's suffix.
+
+    Without it, choosing ONNX after typing a path kept ``model.keras`` and wrote ONNX under that name.
+    """
+    text = path.strip()
+    if not text:
+        return text
+    p = Path(text)
+    name, low = p.name, p.name.lower()
+    if any(low.endswith(s.lower()) and low != s.lower() for s in new.suffixes):
+        return text  # already named for the new format
+    known = {s for f in (old, *FORMATS.values()) for s in f.suffixes if s}
+    for suffix in sorted(known, key=len, reverse=True):  # ".weights.h5" before ".h5"
+        if low.endswith(suffix.lower()) and low != suffix.lower():
+            name = name[: -len(suffix)]
+            break
+    return str(p.with_name(name + (new.suffixes[0] if new.suffixes else "")))

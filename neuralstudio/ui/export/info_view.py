@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from neuralstudio.core.formatting import format_shape, format_value, human_size
 from neuralstudio.ml.export_formats import FORMATS
-from neuralstudio.ml.model_info import ModelInfo
+from neuralstudio.ml.model_info import NO_HISTORY, ModelInfo
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -122,8 +122,7 @@ class ModelInfoView(QWidget):
         elif info.notes:  # a run record was there but could not be read: say so, not "never trained here"
             self.history_note.setText(" ".join(info.notes))
         else:
-            self.history_note.setText("No training history recorded: the file was not saved by a NeuralStudio "
-                                      "training run.")
+            self.history_note.setText(f"Training history: {NO_HISTORY}")
         self.history_table.setVisible(bool(info.history))
 
 

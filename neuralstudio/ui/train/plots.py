@@ -41,6 +41,7 @@ TAIL_MAX_SPAN = 0.05
 FOLLOW_PAD = 0.08
 FOLLOW_AHEAD = 0.35
 #: colours cycled for overlaid past runs
+OVERLAY_LEGEND_RUNS = 3  # past runs with a legend entry; more are named by the hover text only
 OVERLAY_COLORS = [(44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
                   (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
@@ -315,11 +316,14 @@ class _MetricPlot:
         self.overlays.clear()
         self._follow_y(force=True)
 
-    def add_overlay(self, name: str, x: np.ndarray, y: np.ndarray, color: tuple[int, int, int], dashed: bool) -> None:
+    def add_overlay(self, name: str, x: np.ndarray, y: np.ndarray, color: tuple[int, int, int], dashed: bool,
+                    legend: str | None = None) -> None:
+        """A past run's curve; ``legend`` is its legend entry (None: none, the hover text still names it)."""
         pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
         fx, fy = _finite_for_plot(np.asarray(x, float), np.asarray(y, float), self.log)
         ov = self.item.plot(fx, fy, pen=pen, symbol="t" if dashed else "o", symbolSize=5, symbolBrush=color,
-                            name=name)
+                            name=legend)
+        ov._ns_name = name  # type: ignore[attr-defined]  # for the hover text
         ov._ns_raw = (np.asarray(x, float), np.asarray(y, float))  # type: ignore[attr-defined]
         self.overlays.append(ov)
         self._follow_y()
@@ -336,7 +340,7 @@ class _MetricPlot:
             xs, ys = ov._ns_raw  # type: ignore[attr-defined]
             if len(xs):
                 i = int(np.argmin(np.abs(xs - x)))
-                out.append(f"{ov.name()}: {ys[i]:.4g} @ {xs[i]:.2f}")
+                out.append(f"{ov._ns_name}: {ys[i]:.4g} @ {xs[i]:.2f}")  # type: ignore[attr-defined]
         return out
 
 
@@ -510,13 +514,21 @@ class TrainingPlots(QWidget):
         for i, (label, hist) in enumerate(runs):
             color = OVERLAY_COLORS[i % len(OVERLAY_COLORS)]
             for plot, key in ((self.loss, "loss"), (self.acc, "accuracy")):
+                listed = False
                 for prefix, dashed in (("", False), ("val_", True)):
                     ys = hist.get(prefix + key) or []
                     if not ys:
                         continue
                     xs = np.arange(1, len(ys) + 1, dtype=float)
                     name = f"{label} {'val ' if dashed else ''}{key}"
-                    plot.add_overlay(name, xs, np.asarray([as_number(v, math.nan) for v in ys], float), color, dashed)
+                    # One legend entry per run, and only for the first few: eight entries covered the data.
+                    # Dashed is validation, as for the live curves; hovering names every curve.
+                    legend = None
+                    if not listed and i < OVERLAY_LEGEND_RUNS:
+                        legend = f"{label}" + (" (dashed: validation)" if i == 0 and hist.get("val_" + key) else "")
+                        listed = True
+                    plot.add_overlay(name, xs, np.asarray([as_number(v, math.nan) for v in ys], float), color,
+                                     dashed, legend)
 
     # -------------------------------------------------------------------- export
     def export_png(self, path: str) -> list[str]:

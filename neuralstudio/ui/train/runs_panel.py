@@ -4,6 +4,11 @@ Runs come from the engine's :class:`~neuralstudio.core.runs.RunsStore`, so they
 survive a restart.  The table only reads records; it never writes the store.  A
 damaged record is left out of the table and named in a note below it, so that
 one bad file neither hides the other runs nor disappears without a word.
+
+A run's saved model can be chosen here: double-click or Enter uses it in Predict and
+Export, and the context menu (right-click or the Menu key) also saves, exports or
+continues training from it.  The panel only says which run was asked for; the
+workspace loads the model in the background, because loading runs Keras.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ import io
 import math
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QContextMenuEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -30,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from neuralstudio.core.atomic import atomic_write_text
 from neuralstudio.core.formatting import format_duration, format_value
+from neuralstudio.core.run_outcome import diagnose_record
 from neuralstudio.core.runs import DamagedRun, RunRecord, RunsStore
 
 COLUMNS = ("run", "status", "optimizer", "learning rate", "batch", "epochs", "best val acc", "final loss", "time")
@@ -133,17 +141,24 @@ class RunsPanel(QWidget):
     Signals:
         overlay_changed: the ticked records changed (list of RunRecord).
         compare_requested / export_csv_requested / export_png_requested: button presses.
+        use_requested(RunRecord): use this run's model in Predict and Export (double-click, Enter, menu).
+        save_model_requested / export_requested / continue_requested (RunRecord): the run's context menu.
     """
 
     overlay_changed = Signal(list)
     compare_requested = Signal()
     export_csv_requested = Signal()
     export_png_requested = Signal()
+    use_requested = Signal(object)
+    save_model_requested = Signal(object)
+    export_requested = Signal(object)
+    continue_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store: RunsStore | None = None
         self.design_name: str | None = None
+        self.design_id = ""
         self.records: list[RunRecord] = []
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setObjectName("runsTable")
@@ -156,6 +171,8 @@ class RunsPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemChanged.connect(self._on_item_changed)
+        self.current_run_id: str | None = None  # the run whose model is in Predict and Export, if any
+        self._wire_run_choice()
         self.all_box = QCheckBox("all designs", self)
         self.all_box.setObjectName("allRunsBox")
         self.all_box.toggled.connect(lambda _on: self.reload())
@@ -197,10 +214,19 @@ class RunsPanel(QWidget):
         self._filling = False
 
     # ---------------------------------------------------------------- contents
-    def set_store(self, store: RunsStore, design_name: str | None) -> None:
+    def set_store(self, store: RunsStore, design_name: str | None, design_id: str = "") -> None:
+        """Show the runs of ``store`` made with this design: the one with ``design_id`` (by name for runs
+        recorded before designs had ids), or all of them with no design."""
         self.store = store
         self.design_name = design_name
+        self.design_id = design_id
         self.reload()
+
+    def _is_this_design(self, rec: RunRecord) -> bool:
+        rec_id = rec.design.get("id") if isinstance(rec.design, dict) else None
+        if self.design_id and isinstance(rec_id, str) and rec_id:
+            return rec_id == self.design_id
+        return rec.name == self.design_name
 
     def reload(self) -> None:
         """Read the store again, keeping the ticks of runs still listed."""
@@ -209,7 +235,7 @@ class RunsPanel(QWidget):
         recs = scan.records if scan is not None else []
         self._show_damaged(scan.damaged if scan is not None else [])
         if self.design_name and not self.all_box.isChecked():
-            recs = [r for r in recs if r.name == self.design_name]
+            recs = [r for r in recs if self._is_this_design(r)]
         recs = [r for r in recs if r.status != "running"]
         self.records = list(reversed(recs))  # newest first
         self._filling = True
@@ -221,7 +247,11 @@ class RunsPanel(QWidget):
             first.setFlags(first.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             first.setCheckState(Qt.CheckState.Checked if rec.id in ticked else Qt.CheckState.Unchecked)
             first.setData(Qt.ItemDataRole.UserRole, rec.id)
-            first.setToolTip(rec.message or rec.status)
+            first.setToolTip(_run_tip(rec, rec.id == self.current_run_id))
+            if rec.id == self.current_run_id:
+                font = first.font()
+                font.setBold(True)
+                first.setFont(font)
             bva = best_val_accuracy(rec)
             fl = final_loss(rec)
             secs = rec.timing.get("seconds")
@@ -306,3 +336,112 @@ class RunsPanel(QWidget):
         ticked = self.ticked()
         self.compare_button.setEnabled(len(ticked) >= 2)
         self.overlay_changed.emit(ticked)
+
+    # ------------------------------------------------------------ run choice
+    def _wire_run_choice(self) -> None:
+        """Double-click, Enter and the context menu (right-click, or the Menu key / Shift+F10).
+
+        The menu comes from the viewport's context-menu event (Qt's default policy), whose reason tells a
+        click from a key: a key opens the menu of the selected run, a click that of the run under the pointer
+        (for a key the platform gives the pointer's position, wherever it is).
+        """
+        self.table.setToolTip("Double-click a run (or press Enter) to use its model in Predict and Export; "
+                              "right-click it (or press the Menu key) to save, export or continue training it")
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
+        self.table.doubleClicked.connect(self._on_row_double_clicked)
+        self.table.installEventFilter(self)
+        self.table.viewport().installEventFilter(self)
+
+    def set_current_run(self, run_id: str | None) -> None:
+        """Mark the run whose model is now the current one (bold in the table), or none."""
+        if run_id == self.current_run_id:
+            return
+        self.current_run_id = run_id
+        self._filling = True
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is None:
+                continue
+            rec = self.record(item.data(Qt.ItemDataRole.UserRole))
+            font = item.font()
+            font.setBold(rec is not None and rec.id == run_id)
+            item.setFont(font)
+            if rec is not None:
+                item.setToolTip(_run_tip(rec, rec.id == run_id))
+        self._filling = False
+
+    def record_at_row(self, row: int) -> RunRecord | None:
+        """The run shown in ``row`` (rows follow the table's sorting, not :attr:`records`)."""
+        item = self.table.item(row, 0) if row >= 0 else None
+        return self.record(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
+
+    def row_of(self, run_id: str) -> int:
+        """The row that shows run ``run_id``, or -1."""
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == run_id:
+                return row
+        return -1
+
+    def run_menu(self, rec: RunRecord) -> QMenu:
+        """The context menu of run ``rec``; each action emits its request for that run."""
+        menu = QMenu(self.table)
+        menu.setObjectName("runMenu")
+        for text, name, tip, signal in (
+                ("Use in Predict and Export", "useRunAction",
+                 "Make this run's model the one that Predict shows and Export writes", self.use_requested),
+                ("Save model as…", "saveRunModelAction", "Save a copy of this run's model as a .keras file",
+                 self.save_model_requested),
+                ("Export…", "exportRunAction", "Export this run's model (.keras, .h5, SavedModel, LiteRT, ONNX, "
+                 "Python code), verified", self.export_requested),
+                ("Continue training from it", "continueRunAction",
+                 "Make this run's model current and tick Continue from the current model", self.continue_requested)):
+            action = menu.addAction(text)
+            action.setObjectName(name)
+            action.setToolTip(tip)
+            action.triggered.connect(lambda _checked=False, s=signal: s.emit(rec))
+        menu.setToolTipsVisible(True)
+        return menu
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Enter on a selected run uses its model (as a double-click does); a context-menu event opens its menu."""
+        if watched is self.table and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) \
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            rec = self.record_at_row(self.table.currentRow())
+            if rec is not None:
+                self.use_requested.emit(rec)
+                return True
+        if watched is self.table.viewport() and event.type() == QEvent.Type.ContextMenu \
+                and isinstance(event, QContextMenuEvent):
+            self._open_run_menu(event)
+            return True
+        return super().eventFilter(watched, event)
+
+    def _on_row_double_clicked(self, index: Any) -> None:
+        rec = self.record_at_row(index.row())
+        if rec is not None:
+            self.use_requested.emit(rec)
+
+    def _open_run_menu(self, event: QContextMenuEvent) -> None:
+        """The menu of the run under the pointer (a click) or of the selected run (a key), beside that run."""
+        if event.reason() == QContextMenuEvent.Reason.Keyboard:
+            row = self.table.currentRow()
+            pos = self.table.visualRect(self.table.currentIndex()).center()
+        else:
+            index = self.table.indexAt(event.pos())
+            row, pos = (index.row() if index.isValid() else -1), event.pos()
+        rec = self.record_at_row(row)
+        if rec is None:
+            return
+        self.table.selectRow(row)
+        menu = self.run_menu(rec)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+
+def _run_tip(rec: RunRecord, current: bool) -> str:
+    """A run's tooltip: what happened, what went wrong (one sentence each), and whether its model is current."""
+    parts = [rec.message or rec.status, *diagnose_record(rec).sentences]
+    if current:
+        parts.append("Its model is the one Predict shows and Export writes.")
+    return " ".join(p for p in parts if p)

@@ -2,14 +2,17 @@
 
 The form edits a copy of the design's :class:`TrainingSettings`; the values are
 validated by ``TrainingSettings.validate`` when Train is pressed, so the rules
-live in one place (core) and the form only offers sensible ranges.
+live in one place (core) and the form only offers sensible ranges. Choosing and
+previewing the data source is a concept of its own (:mod:`.data_picker`); the
+form only hosts it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,6 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from neuralstudio.core.training_settings import LOSSES, OPTIMIZERS, TrainingSettings
+from neuralstudio.ui.train.data_picker import DataPicker, data_source_choices
+
+__all__ = ["SettingsPanel", "data_source_choices"]  # data_source_choices: imported from here before the picker
 
 _OPTIMIZER_TEXT = {"sgd": "SGD", "sgd-momentum": "SGD with momentum", "rmsprop": "RMSprop", "adam": "Adam",
                    "adamw": "AdamW"}
@@ -34,25 +40,37 @@ _LOSS_TEXT = {
 }
 
 
-def data_source_choices() -> list[tuple[str, str]]:
-    """``(key, label)`` for every data source the engine offers (falls back to the bundled sample)."""
-    try:
-        from neuralstudio.ml.data import DATA_SOURCES
-    except ImportError:
-        return [("mnist-sample", "MNIST sample (bundled, offline)")]
-    out: list[tuple[str, str]] = []
-    items: Any = DATA_SOURCES.items() if isinstance(DATA_SOURCES, dict) else DATA_SOURCES
-    for item in items:
-        if isinstance(item, tuple) and len(item) == 2:
-            key, desc = item
-        else:
-            key, desc = item, item
-        key = getattr(key, "name", key)
-        label = getattr(desc, "title", None) or getattr(desc, "label", None) or getattr(desc, "description", None)
-        if not isinstance(label, str):
-            label = desc if isinstance(desc, str) else str(key)
-        out.append((str(key), label if label != key else str(key)))
-    return out or [("mnist-sample", "MNIST sample (bundled, offline)")]
+#: what each hyperparameter does and a typical range: on the field and its label, where a learner needs it
+HYPERPARAMETER_TIPS: dict[str, str] = {
+    "optimizer": "How the weights move down the gradient. SGD is plain gradient descent (Nielsen's book); "
+                 "momentum keeps part of the last step; Adam adapts the step per weight and is the usual "
+                 "default. Changing it usually means changing the learning rate too.",
+    "learning_rate": "How far each step moves the weights. Too high and the loss jumps around or grows "
+                     "(NaN); too low and it barely falls. Typical: 0.001 for Adam, 0.01-0.1 for SGD; "
+                     "Nielsen's quadratic-cost network uses 3.0.",
+    "batch_size": "How many examples each step averages its gradient over. Small batches: more, noisier "
+                  "steps per epoch; large ones: fewer, smoother, faster on a GPU, and often need a larger "
+                  "learning rate. Typical: 16-256 (Nielsen: 10).",
+    "epochs": "How many times training goes through all the training examples. More epochs learn more, "
+              "until the validation loss stops falling (then the network starts to overfit). Typical: "
+              "5-30 for MNIST.",
+    "loss": "What training minimises. Cross-entropy for a softmax output (labels as class numbers: sparse); "
+            "mean squared error is Nielsen's quadratic cost for a sigmoid output.",
+    "validation_split": "The share of the training examples held back to check the network on data it is "
+                        "not trained on; the validation curves show overfitting. Typical: 0.1-0.2; 0 turns "
+                        "validation off.",
+    "early_stopping": "Stop when the validation loss has not improved for this many epochs, and keep the "
+                      "best weights. Off: train for all the epochs. Typical: 3-5.",
+    "seed": "Fixes the random start (initial weights, shuffling), so that two runs differ only by what you "
+            "changed. Random: a new start each run.",
+}
+
+
+def _tips_by_box(panel: Any) -> dict[Any, str]:
+    boxes = {"optimizer": panel.optimizer_box, "learning_rate": panel.lr_box, "batch_size": panel.batch_box,
+             "epochs": panel.epochs_box, "loss": panel.loss_box, "validation_split": panel.val_box,
+             "early_stopping": panel.early_box, "seed": panel.seed_box}
+    return {boxes[k]: tip for k, tip in HYPERPARAMETER_TIPS.items()}
 
 
 class SettingsPanel(QGroupBox):
@@ -61,12 +79,11 @@ class SettingsPanel(QGroupBox):
 
     changed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, settings: Callable[[], QSettings] | None = None) -> None:
+        """``settings`` makes the QSettings the recent data sources are kept in (default: the app's)."""
         super().__init__("Training settings", parent)
-        self.data_box = QComboBox(self)
-        self.data_box.setObjectName("dataSourceBox")
-        for key, label in data_source_choices():
-            self.data_box.addItem(label, key)
+        self.data_picker = DataPicker(self, settings=settings)
+        self.data_box = self.data_picker.box  # the data source box, as the form and its tests know it
         self.optimizer_box = QComboBox(self)
         self.optimizer_box.setObjectName("optimizerBox")
         for key in OPTIMIZERS:
@@ -111,14 +128,19 @@ class SettingsPanel(QGroupBox):
         self.mixed_box.setEnabled(False)
         self.mixed_box.setToolTip("Needs a GPU: float16 arithmetic, about twice as fast on recent GPUs")
 
+        for w, tip in _tips_by_box(self).items():
+            w.setToolTip(tip)
         form = QFormLayout()
-        for label, w in (("Data", self.data_box), ("Optimizer", self.optimizer_box),
+        form.addRow("Data", self.data_picker)
+        for label, w in (("Optimizer", self.optimizer_box),
                          ("Learning rate", self.lr_box), ("Batch size", self.batch_box),
                          ("Epochs", self.epochs_box), ("Loss", self.loss_box),
                          ("Validation split", self.val_box), ("Early stopping", self.early_box),
                          ("Seed", self.seed_box), ("Device", self.device_box)):
             w.setAccessibleName(label)
-            form.addRow(label, w)
+            caption = QLabel(label, self)
+            caption.setToolTip(w.toolTip())  # the tip on the words a learner reads, not only on the field
+            form.addRow(caption, w)
         form.addRow("", self.mixed_box)
         self.estimate_label = QLabel("", self)
         self.estimate_label.setObjectName("estimateLabel")
@@ -127,7 +149,8 @@ class SettingsPanel(QGroupBox):
         lay.addLayout(form)
         lay.addWidget(self.estimate_label)
         lay.addStretch(1)
-        for w in (self.data_box, self.optimizer_box, self.loss_box, self.device_box):
+        self.data_picker.source_changed.connect(self._on_changed)
+        for w in (self.optimizer_box, self.loss_box, self.device_box):
             w.currentIndexChanged.connect(self._on_changed)
         for w in (self.lr_box, self.val_box):
             w.valueChanged.connect(self._on_changed)
@@ -151,9 +174,7 @@ class SettingsPanel(QGroupBox):
             self.seed_box.setValue(-1 if s.seed is None else int(s.seed))
             self._momentum = s.momentum
             if data_source is not None:
-                if self.data_box.findData(data_source) < 0:
-                    self.data_box.addItem(data_source, data_source)
-                _select(self.data_box, data_source)
+                self.data_picker.set_source(data_source)
         finally:
             self.blockSignals(False)
         self.changed.emit()
@@ -175,7 +196,12 @@ class SettingsPanel(QGroupBox):
         return s
 
     def data_source(self) -> str:
-        return str(self.data_box.currentData())
+        """The chosen source as the loaders take it: a named set or a path."""
+        return self.data_picker.source()
+
+    def data_name(self) -> str:
+        """The chosen source in words, for the event log (a file's full path)."""
+        return self.data_picker.source_label()
 
     def device(self) -> str:
         return str(self.device_box.currentData())
@@ -198,9 +224,11 @@ class SettingsPanel(QGroupBox):
 
     def set_running(self, running: bool) -> None:
         """Lock the form while a run is going: the run trains the values it started with."""
+        picker = self.data_picker
         for w in self.findChildren(QWidget):
-            if w is not self.estimate_label:
+            if w is not self.estimate_label and w is not picker and not picker.isAncestorOf(w):
                 w.setEnabled(not running)
+        picker.set_running(running)  # the picker knows which of its parts may be used
         if not running:
             self._on_device_changed()
 

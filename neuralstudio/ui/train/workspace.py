@@ -9,19 +9,22 @@ calls does not grow with the number of batches. The run ends with one queued sig
 
 Only widgets and wiring live here. The logic is Qt-free and tested without a display: progress, speed
 and time left (``core/progress.py``), overfitting detection (``core/overfitting.py``), end-of-run
-messages (``core/run_outcome.py``), event-log lines (``core/run_log.py``), time-per-epoch estimates
-(``core/epoch_estimate.py``), speed measurement (``ml/speed.py``) and the model's size
-(``ml/model_size.py``).
+messages and what went wrong in a run (``core/run_outcome.py``), event-log lines (``core/run_log.py``),
+time-per-epoch estimates (``core/epoch_estimate.py``), speed measurement (``ml/speed.py``) and the
+model's size (``ml/model_size.py``).
 """
 
 from __future__ import annotations
 
+import html
 import math
 import os
+import re
 import sys
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, QThread, QTimer, Signal
@@ -85,6 +88,7 @@ SPEED_TEXT_WIDEST = "888,888 samples/s · 88.8 min left"
 PROGRESS_STYLE = ("QProgressBar { border: 1px solid #b8c2cc; border-radius: 3px; background: #f7f9fb;"
                   " text-align: center; color: #1a202c; }"
                   " QProgressBar::chunk { background: #90cdf4; border-radius: 2px; }")
+TRAIN_TIP = "Start training with these settings"
 DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
 CLOSE_WAIT_S = 120.0
 
@@ -110,12 +114,15 @@ class TrainWorkspace(QWidget):
 
     Signals:
         model_trained(keras_model, label, design): a run ended with a usable model (for Predict and export),
-            with the design snapshot it was built from (what a Python export must write).
+            or the learner chose a past run's model in the runs table, with the design snapshot it was built
+            from (what a Python export must write). A run that went wrong (diverged, chance level) is not
+            offered while a better model is current: its end-of-run message says so.
         running_changed(bool): a run started or ended.
     """
 
     model_trained = Signal(object, str, object)
     running_changed = Signal(bool)
+    training_settings_changed = Signal(object)  # TrainingSettings the user set for the shown design
 
     #: called by :meth:`request_close` while a run is going; returns True to stop it and close
     confirm_close: Callable[[QWidget], bool] = staticmethod(default_confirm_close)
@@ -155,7 +162,7 @@ class TrainWorkspace(QWidget):
         self.design_label = QLabel("No design yet: open or build one in the Design workspace.", self)
         self.design_label.setObjectName("designLabel")
         self.design_label.setWordWrap(True)
-        self.train_button = self._button("Train", "trainButton", "Start training with these settings")
+        self.train_button = self._button("Train", "trainButton", TRAIN_TIP)
         self.pause_button = self._button("Pause", "pauseButton", "Pause or resume the run")
         self.stop_button = self._button("Stop", "stopButton", "Stop the run, keeping what was learned")
         self.save_button = self._button("Save model…", "saveModelButton", "Save the trained model as .keras")
@@ -176,6 +183,8 @@ class TrainWorkspace(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.measure_button.clicked.connect(self._on_measure_clicked)
         self.settings_panel.changed.connect(self._on_settings_changed)
+        self.settings_panel.data_picker.set_runner(self._info_runner)  # previews load in the background
+        self.settings_panel.data_picker.status_changed.connect(self._on_data_checked)
         left = QWidget(self)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -225,6 +234,7 @@ class TrainWorkspace(QWidget):
         self.runs_panel.compare_requested.connect(self._on_compare_requested)
         self.runs_panel.export_csv_requested.connect(self._on_export_csv)
         self.runs_panel.export_png_requested.connect(self._on_export_png)
+        self._wire_run_choice()
         self.bottom_tabs = QTabWidget(self)
         self.bottom_tabs.addTab(self.runs_panel, "Runs")
         self.bottom_tabs.addTab(self.log_view, "Event log")
@@ -288,8 +298,10 @@ class TrainWorkspace(QWidget):
         self._pending_design = None
         self._design = design
         self.settings_panel.set_settings(design.training, design.data.get("source") if design.data else None)
-        self.design_label.setText(f"Design: <b>{design.name}</b> ({len(design.graph)} layers)")
-        self.runs_panel.set_store(self.runs_store, design.name)
+        self.design_label.setText(f"Design: <b>{html.escape(design.name)}</b> ({len(design.graph)} layers)")
+        self.runs_panel.set_store(self.runs_store, design.name, design.id)
+        if getattr(self, "_status_is_error", False):  # about the design as it was: stale once it changed
+            self._say(f"Ready to train {design.name}.")
         self._info_dirty = True
         if self.isVisible():
             QTimer.singleShot(0, self._update_info)
@@ -299,7 +311,10 @@ class TrainWorkspace(QWidget):
         """The model that "Continue from the current model" starts from (None: none, the box is disabled).
 
         Its weights are copied when Train is pressed, so later changes to it do not leak into the run.
+        The main window calls this whenever its current model changes, so this is also how the workspace
+        knows which model a run that went wrong must not replace.
         """
+        self._note_current_model(model, label)
         self._start_model = model
         self._start_label = label if model is not None else ""
         if model is None:
@@ -313,10 +328,9 @@ class TrainWorkspace(QWidget):
     def set_dataset(self, dataset: Any) -> None:
         """Train on this in-memory ``Dataset`` instead of the form's data source (None: back to the form)."""
         self._dataset = dataset
-        self.settings_panel.data_box.setEnabled(dataset is None)
-        if dataset is not None:
-            self.settings_panel.data_box.setToolTip(f"Using the data set {getattr(dataset, 'name', 'given')}")
+        self.settings_panel.data_picker.set_override(dataset)
         self._info_dirty = True
+        self._update_buttons()
 
     def is_running(self) -> bool:
         return self._thread is not None
@@ -610,7 +624,9 @@ class TrainWorkspace(QWidget):
 
     def _finish(self, result: Any) -> None:
         self.last_result = result
-        msg = self.end_message(result)
+        diagnosis = self._diagnose(result)
+        kept = self._kept_model_sentence(diagnosis, result)
+        msg = self.end_message(result, diagnosis) + kept
         self.last_message = msg
         self._say(msg, error=run_outcome.is_error(result))
         self._log(msg)
@@ -621,15 +637,177 @@ class TrainWorkspace(QWidget):
         if speed:  # nothing is "left" any more: keep only the speed of the whole run
             self.speed_label.setText(speed)
         model = getattr(result, "model", None)
-        if model is not None and run_outcome.run_status(result) != "nan":
+        if model is not None and run_outcome.run_status(result) != "nan" and not kept:
             label = f"{self._request.design.name if self._request else 'model'} ({getattr(result, 'run_id', '')})"
-            self.model_trained.emit(model, label.strip(), self._request.design if self._request else None)
+            self._hand_over(model, getattr(result, "run_id", None), diagnosis.accuracy, label.strip(),
+                            self._request.design if self._request else None)
 
-    def end_message(self, result: Any) -> str:
-        """The end-of-run message in plain words, with the next step where there is one."""
+    def end_message(self, result: Any, diagnosis: run_outcome.Diagnosis | None = None) -> str:
+        """The end-of-run message in plain words: what went wrong if anything, and the next step."""
         return run_outcome.end_message(
             result, epochs_done=self._progress.epochs_done, last_batch=self._progress.last_batch,
-            learning_rate=self._request.settings.learning_rate if self._request else None)
+            learning_rate=self._request.settings.learning_rate if self._request else None,
+            diagnosis=diagnosis if diagnosis is not None else self._diagnose(result))
+
+    def _diagnose(self, result: Any) -> run_outcome.Diagnosis:
+        """How the run went (core/run_outcome.py), from its result and its record.
+
+        The record adds what the result lacks: the per-batch losses (a blow-up inside the first epoch shows
+        only there) and the data's number of classes (for the chance level). It is complete by now: the
+        trainer writes it before it returns.
+        """
+        record = None
+        run_id = getattr(result, "run_id", None)
+        if run_id:
+            try:
+                record = self.runs_store.get(str(run_id))
+            except (UserError, OSError):
+                record = None
+        request = self._request
+        activation = run_outcome.output_layer(request.design.to_dict())[0] if request is not None else None
+        return run_outcome.diagnose_result(
+            result, record, learning_rate=request.settings.learning_rate if request else None,
+            loss=request.settings.loss if request else None, output_activation=activation)
+
+    def _kept_model_sentence(self, diagnosis: run_outcome.Diagnosis, result: Any) -> str:
+        """The sentence saying why a run that went wrong does not become the current model, or "" when it does.
+
+        It does not when it diverged or ended at chance level while a better model is current: a model
+        whose accuracy is unknown (an opened file) counts as better than one that learned nothing. The
+        learner can still choose it from the runs table.
+        """
+        if not diagnosis.bad or self._current_model is None or getattr(result, "model", None) is None:
+            return ""
+        current = self._current_run
+        score = current[1] if current is not None else None
+        if score is not None and diagnosis.accuracy is not None and score <= diagnosis.accuracy:
+            return ""
+        if current is not None:
+            who = f"the model of run {current[0]}" + (f" ({score:.1%})" if score is not None else "")
+        else:
+            who = f"the current model ({self._current_label})" if self._current_label else "the current model"
+        return (f" This run's model does not replace the current one: {who} stays in Predict and Export; to use "
+                "this one anyway: right-click the run > Use in Predict.")
+
+    # ---------------------------------------------------------------- run choice
+    def _wire_run_choice(self) -> None:
+        """The runs table's requests for a run's model, and what the workspace knows of the current model."""
+        self._current_model: Any = None  # the window's current model, as set_start_model last said
+        self._current_label = ""
+        self._current_run: tuple[str, float | None] | None = None  # its run and accuracy, if it came from one
+        self._offered: tuple[Any, str | None, float | None] | None = None  # the model last handed over from a run
+        self.runs_panel.use_requested.connect(self._on_run_use_requested)
+        self.runs_panel.save_model_requested.connect(self._on_run_save_requested)
+        self.runs_panel.export_requested.connect(self._on_run_export_requested)
+        self.runs_panel.continue_requested.connect(self._on_run_continue_requested)
+
+    def _note_current_model(self, model: Any, label: str) -> None:
+        """Remember the window's current model, and the run it came from when it is one this workspace offered."""
+        self._current_model = model
+        self._current_label = label if model is not None else ""
+        offered = self._offered
+        self._current_run = (offered[1], offered[2]) if (
+            model is not None and offered is not None and offered[0] is model and offered[1]) else None
+        if self._current_run is None:
+            self._offered = None  # another model is current: do not keep the offered one alive
+        self.runs_panel.set_current_run(self._current_run[0] if self._current_run else None)
+
+    def _hand_over(self, model: Any, run_id: str | None, accuracy: float | None, label: str,
+                   design: Design | None) -> None:
+        """Offer a run's model as the current model: the window takes it (model_trained) and calls set_start_model."""
+        self._offered = (model, run_id, accuracy)
+        self.model_trained.emit(model, label, design)
+
+    def _load_run_model(self, rec: RunRecord, then: Callable[[RunRecord, Any], None]) -> None:
+        """Load run ``rec``'s saved model on the background runner (loading runs Keras: never on the GUI thread)."""
+        path = rec.model_path
+        if path is None:
+            self._say(f"Run {rec.id} has no saved model (its folder holds no model.keras), so there is nothing to "
+                      "load: train it again to get one.", error=True)
+            return
+
+        def failed(exc: BaseException, _tb: str) -> None:
+            reason = str(exc) if isinstance(exc, (UserError, OSError)) else f"{type(exc).__name__}: {exc}"
+            self._say(f"Could not load the model of run {rec.id}: {reason}", error=True)
+
+        self._say(f"Loading the model of run {rec.id}…")
+        self._info_runner().submit(lambda: _load_run_model_file(str(path)), lambda model: then(rec, model), failed,
+                                   thread_name="neuralstudio-load-run")
+
+    @staticmethod
+    def _run_design(rec: RunRecord) -> Design | None:
+        """The design snapshot a run trained (for the Python export), or None when its record's copy is unusable."""
+        try:
+            return design_from_dict(rec.design, f"the design of run {rec.id}")
+        except (UserError, ValueError, TypeError):
+            return None
+
+    def _use_run_model(self, rec: RunRecord, model: Any) -> None:
+        accuracy = run_outcome.record_accuracy(rec)
+        self._hand_over(model, rec.id, accuracy, f"{rec.name} ({rec.id})", self._run_design(rec))
+        score = f" ({accuracy:.1%})" if accuracy is not None else ""
+        msg = f"The model of run {rec.id}{score} is now the one Predict shows and Export writes."
+        self._say(msg)
+        self._log(msg)
+
+    def _on_run_use_requested(self, rec: RunRecord) -> None:
+        self._load_run_model(rec, self._use_run_model)
+
+    def _on_run_continue_requested(self, rec: RunRecord) -> None:
+        self._load_run_model(rec, self._continue_from_run_model)
+
+    def _continue_from_run_model(self, rec: RunRecord, model: Any) -> None:
+        """Make the run's model current and tick "Continue from the current model": Train then goes on from it."""
+        self._use_run_model(rec, model)
+        if self._start_model is not model:  # no window took it (a workspace on its own)
+            self.set_start_model(model, f"{rec.name} ({rec.id})")
+        self.continue_check.setChecked(True)
+        other = "" if self._design is None or rec.name == self._design.name else (
+            f" It was trained from the design {rec.name}, so its weights fit only a design with the same layers.")
+        msg = (f"Press Train to go on training the model of run {rec.id} (Continue from the current model is "
+               f"ticked).{other}")
+        self._say(msg)
+        self._log(msg)
+
+    def _on_run_save_requested(self, rec: RunRecord) -> None:
+        """Save a copy of the run's model file (the file itself: nothing to load, nothing lost)."""
+        src = rec.model_path
+        if src is None:
+            self._say(f"Run {rec.id} has no saved model (its folder holds no model.keras), so there is nothing to "
+                      "save: train it again to get one.", error=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self, f"Save the model of run {rec.id}", f"{_file_stem(rec)}.keras",
+                                              "Keras model (*.keras)")
+        if not path:
+            return
+        if not path.endswith(".keras"):
+            path += ".keras"
+
+        def done(_result: object) -> None:
+            self._say(f"Saved the model of run {rec.id} to {path}.")
+            self._log(f"Saved the model of run {rec.id} to {path}.")
+
+        def failed(exc: BaseException, _tb: str) -> None:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._say(f"Could not save the model of run {rec.id} to {path}: {reason}.", error=True)
+
+        self._say(f"Saving the model of run {rec.id} to {path}…")
+        self._info_runner().submit(lambda: _copy_file(str(src), path), done, failed, thread_name="neuralstudio-save")
+
+    def _on_run_export_requested(self, rec: RunRecord) -> None:
+        self._load_run_model(rec, self._export_run_model)
+
+    def _export_run_model(self, rec: RunRecord, model: Any) -> None:
+        """The Export dialog for a run's model: every format, verified, as File > Export does for the current one."""
+        from neuralstudio.ui.export.dialog import ExportDialog
+
+        self._say(f"Export the model of run {rec.id}: choose a format in the dialog.")
+        # the default output is named after the run's design, in the home folder (not inside the runs store)
+        dialog = ExportDialog(model, model_path=Path.home() / f"{_file_stem(rec)}.keras", design=self._run_design(rec),
+                              runner=self._info_runner(), parent=self)
+        dialog.exported.connect(lambda r: self._say(f"Exported and verified the model of run {rec.id}: "
+                                                    f"{getattr(r, 'path', '')}"))
+        dialog.exec()
 
     # ---------------------------------------------------------------- helpers
     def _training_data(self) -> Any:
@@ -639,11 +817,12 @@ class TrainWorkspace(QWidget):
     def _data_name(self) -> str:
         if self._dataset is not None:
             return str(getattr(self._dataset, "name", "the given data"))
-        return self.settings_panel.data_box.currentText()
+        return self.settings_panel.data_name()
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
         self.status_label.setStyleSheet("color: #b00020;" if error else "")
+        self._status_is_error = error
 
     def _on_library_warning(self, text: str) -> None:
         self._log(text)
@@ -654,7 +833,10 @@ class TrainWorkspace(QWidget):
     def _update_buttons(self) -> None:
         running = self.is_running()
         idle = not running and not self._measuring and self._design is not None
-        self.train_button.setEnabled(idle)
+        # a source whose preview failed (or is still loading) is not trained on; the tooltip says why
+        data_problem = "" if self._dataset is not None else self.settings_panel.data_picker.problem()
+        self.train_button.setEnabled(idle and not data_problem)
+        self.train_button.setToolTip(data_problem or TRAIN_TIP)
         self.measure_button.setEnabled(idle)
         self.continue_check.setEnabled(not running and self._start_model is not None)
         self.pause_button.setEnabled(running)
@@ -748,13 +930,11 @@ class TrainWorkspace(QWidget):
         if on:
             self._control.pause()
             self.pause_button.setText("Resume")
-            self._say("Paused: press Resume to continue, or Stop.")
-            self._log("Paused.")
+            self._say("Paused: press Resume to continue, or Stop.")  # the trainer logs "Paused." when it holds
         else:
             self._control.resume()
             self.pause_button.setText("Pause")
             self._say("Training resumed.")
-            self._log("Resumed.")
 
     def _on_stop_clicked(self) -> None:
         self.stop()
@@ -794,6 +974,19 @@ class TrainWorkspace(QWidget):
 
     def _on_settings_changed(self) -> None:
         self._info_dirty = True
+        if self.is_running() or self._design is None:
+            return
+        try:
+            settings = self.settings_panel.settings()
+        except UserError:
+            return  # half-typed: the panel shows why; the design keeps its last valid settings
+        if settings != self._design.training:
+            # The design holds its hyperparameters: the editor's checks (a loss that does not fit the output
+            # layer) and the saved file follow what is set here, not what the design was opened with.
+            self.training_settings_changed.emit(settings)
+
+    def _on_data_checked(self) -> None:
+        self._update_buttons()
 
     def _on_measure_clicked(self) -> None:
         """Time a few real training steps on zeros of the right shape, in the background (a second or two).
@@ -858,6 +1051,29 @@ class TrainWorkspace(QWidget):
             self._say("Wrote " + " and ".join(os.path.basename(p) for p in written) + ".")
 
 
+def _file_stem(rec: RunRecord) -> str:
+    """A file name for a run's model: its design's name (from a record, an untrusted file) made safe for a path."""
+    stem = re.sub(r"[^\w.-]+", "_", rec.name).strip("._")[:80]
+    return stem or "model"
+
+
+def _load_run_model_file(path: str) -> Any:
+    """Runs on a runner's plain thread: a run's saved model, loaded with Keras's safe mode."""
+    from neuralstudio.ml.model_metadata import load_model as load_keras_model  # with its class names
+
+    return load_keras_model(path)
+
+
+def _copy_file(src: str, dst: str) -> None:
+    """Copy ``src`` to ``dst`` atomically: the copy appears complete or not at all."""
+    import shutil
+
+    from neuralstudio.core.atomic import atomic_path
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
 def _preload_training() -> None:
     from neuralstudio.ml.trainer import preload
 
@@ -871,6 +1087,8 @@ def _device_report() -> Any:
 
 
 def _save_keras_model(model: Any, path: str) -> None:
-    from neuralstudio.ml.model_files import save_keras_model  # Keras-side: imported when first needed
+    """Save the run's model atomically, with the class names of the data it was trained on (the trainer kept them
+    with the model), so that Predict and the command line can name its outputs wherever the file goes."""
+    from neuralstudio.ml.model_metadata import save_model  # Keras-side: imported when first needed
 
-    save_keras_model(model, path)
+    save_model(model, path)
