@@ -14,7 +14,14 @@ What the formats are (names, files, naming, capabilities) is declared once in
 never the other way round.
 
 TensorFlow itself is imported only inside the LiteRT writer (for the
-quantisation flag); the other writers reach it through Keras.
+converter's flags); the other writers reach it through Keras.
+
+The graph formats (SavedModel, LiteRT, ONNX) hold the model's inference graph
+(:mod:`neuralstudio.ml.inference_graph`: augmentation, noise and dropout left
+out); the formats that keep the whole network (``.keras``, ``.h5``, weights,
+the Python code, the inference script's model) keep them, so that training
+the export further still augments.  Every format is verified against the model
+itself at inference.
 """
 
 from __future__ import annotations
@@ -183,32 +190,93 @@ def _write_weights(model: Any, tmp: Path, **_: Any) -> list[Path]:
     return [tmp]
 
 
+def _graph_model(model: Any, *, unroll_recurrent: bool = False) -> Any:
+    """The model that the graph formats (SavedModel, LiteRT, ONNX) trace: its inference graph, called once.
+
+    Keras's exporters trace a model without a training flag, and an augmentation layer then augments
+    (docs/ARCHITECTURE.md, "Traps"): the graph holds :func:`neuralstudio.ml.inference_graph.inference_model`
+    instead, the same layers and weights with the training-only ones left out.
+    """
+    from neuralstudio.ml.inference_graph import inference_model
+
+    graph = inference_model(model, unroll_recurrent=unroll_recurrent)
+    ensure_called(graph)
+    return graph
+
+
 def _write_savedmodel(model: Any, tmp: Path, **_: Any) -> list[Path]:
-    ensure_called(model)
-    model.export(str(tmp), format="tf_saved_model", verbose=False)
+    _graph_model(model).export(str(tmp), format="tf_saved_model", verbose=False)
     return sorted(p for p in tmp.rglob("*") if p.is_file())
 
 
 def _write_litert(model: Any, tmp: Path, *, quantize: str | None = None, **_: Any) -> list[Path]:
-    ensure_called(model)
-    kwargs: dict[str, Any] = {}
-    if quantize == "dynamic":
-        import tensorflow as tf
+    import tensorflow as tf
 
+    # LiteRT's built-in operations have no loop: recurrent layers over a fixed number of steps are unrolled.
+    model = _graph_model(model, unroll_recurrent=True)
+    # Built-in operations only: Keras would also allow TensorFlow's own ("select") ops, which the LiteRT
+    # interpreter cannot run without the Flex delegate, so such a file could never pass verification.
+    kwargs: dict[str, Any] = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
+    if quantize == "dynamic":
         # Dynamic-range quantisation: weights stored as int8, activations stay float (no calibration data needed).
         kwargs["optimizations"] = [tf.lite.Optimize.DEFAULT]
-    with _quiet_tf_logs():
-        model.export(str(tmp), format="litert", verbose=False, **kwargs)
+    try:
+        with _quiet_tf_logs():
+            model.export(str(tmp), format="litert", verbose=False, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the converter's error names the ops; anything else is re-raised
+        ops = sorted(set(re.findall(r"'tf\.(\w+)'", str(exc))))
+        if not ops:
+            raise
+        raise ExportError(_litert_ops_message(model, ops)) from None
     return [tmp]
+
+
+def _litert_ops_message(model: Any, ops: list[str]) -> str:
+    """Why a model cannot become a LiteRT file, in words: the operations LiteRT lacks and the layers behind them."""
+    from neuralstudio.ml.inference_graph import recurrent_loops
+
+    loops = recurrent_loops(model)
+    why = (f" They come from {', '.join(loops)}, which loop over sequences of any length: give the Input a fixed "
+           "number of steps so that the loop can be unrolled." if loops else "")
+    return (f"The litert export cannot hold this model: it needs TensorFlow operations that LiteRT does not have "
+            f"built in ({', '.join(ops)}), which the LiteRT interpreter cannot run.{why} Export it as savedmodel "
+            "or onnx instead; nothing was written.")
 
 
 def _write_onnx(model: Any, tmp: Path, **_: Any) -> list[Path]:
     # export_model has checked the registry's optional packages (tf2onnx, onnx) before staging.
-    ensure_called(model)
+    model = _graph_model(model)
+    _teach_tf2onnx()
     with warnings.catch_warnings(), _quiet_tf_logs():
         warnings.simplefilter("ignore")  # tf2onnx's numpy-2 shim warns about np.object
         model.export(str(tmp), format="onnx", verbose=False)
     return [tmp]
+
+
+def _teach_tf2onnx() -> None:
+    """Give tf2onnx the TensorFlow operations it lacks and the app's layers use (idempotent).
+
+    ``Erfc``: Keras's exact GELU (the transformer template's MLP) is ``0.5 * x * erfc(-x / sqrt(2))``, and
+    tf2onnx 1.17 has no conversion for ``Erfc``; ONNX has ``Erf`` (opset 9), and ``erfc(x) = 1 - erf(x)``.
+    A handler tf2onnx gains in a later version is kept.
+    """
+    import numpy as np
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    if any("Erfc" in ops for domain in tf_op.get_opsets().values() for ops in domain):
+        return
+
+    class _Erfc:
+        @classmethod
+        def version_9(cls, ctx: Any, node: Any, **_: Any) -> None:
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            node.type = "Erf"
+            one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(1, dtype=dtype))
+            ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(node.name),
+                                          inputs=[one.output[0], node.output[0]])
+
+    tf_op("Erfc")(_Erfc)
 
 
 def _write_python(model: Any, tmp: Path, *, design: Any = None, **_: Any) -> list[Path]:

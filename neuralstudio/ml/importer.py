@@ -19,6 +19,10 @@ Decisions:
 * ``training=False`` recorded on a call (keras.applications' EfficientNet does so
   on its Dropout layers) is dropped: inference is identical, but in ``fit()`` the
   layer then follows the training flag like every other layer of a design.
+  ``training=True`` recorded on an augmentation layer is the default of its
+  ``call`` signature, which Keras records on every plain call (the builder's
+  model records it again): dropped too.  Only a value that differs from that
+  default (dropout kept on at inference) is refused.
 * ``keras.ops`` applied to tensors (``x + 3.0`` in MobileNetV3), custom layers
   and calls with extra tensor arguments cannot be represented and are refused
   naming the layer, never silently dropped.
@@ -40,8 +44,9 @@ Y_STEP = 100.0
 _MODEL_CLASSES = ("Functional", "Sequential")
 _NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 # Call keyword arguments that do not change what the layer computes in inference
-# (Keras records ``mask=None``; applications record ``training=False`` on Dropout).
-# ``training=True`` (dropout kept on at inference) does change it and is refused.
+# (Keras records ``mask=None``; applications record ``training=False`` on Dropout; augmentation
+# layers record their signature's ``training=True``: see ``_is_call_default``).
+# ``training=True`` on a Dropout (kept on at inference) does change it and is refused.
 _HARMLESS_KWARGS = ("mask", "training")
 # Layers that take their tensors as separate positional/keyword arguments.
 _POSITIONAL = {"MultiHeadAttention": ("query", "value", "key"), "GroupedQueryAttention": ("query", "value", "key")}
@@ -146,7 +151,7 @@ def _call_inputs(name: str, class_name: str, node: dict[str, Any]) -> list[tuple
     args = node.get("args", [])
     kwargs = dict(node.get("kwargs") or {})
     for k in _HARMLESS_KWARGS:
-        if k in kwargs and kwargs[k] in (None, False):
+        if k in kwargs and (kwargs[k] in (None, False) or _is_call_default(class_name, k, kwargs[k])):
             kwargs.pop(k)
     if class_name in _POSITIONAL:
         names = _POSITIONAL[class_name]
@@ -168,6 +173,26 @@ def _call_inputs(name: str, class_name: str, node: dict[str, Any]) -> list[tuple
         _history(args[1], name)  # raises for a constant
         raise ModelImportError(f"{name} takes several tensors as separate arguments, which a design cannot hold.")
     return [_history(a, name) for a in args]
+
+
+def _is_call_default(class_name: str, key: str, value: Any) -> bool:
+    """Whether ``value`` is the default of ``key`` in the layer's ``call`` signature.
+
+    Keras records that default on every plain call: an augmentation layer (``call(data, training=True)``)
+    called without a training flag is saved with ``training=True``.  A design's layer, built by the
+    builder, records the same again, so the call is the plain one a design holds; only a value the
+    model's author chose (``Dropout(...)(x, training=True)``) is refused.
+    """
+    import inspect
+
+    from neuralstudio.ml.builder import layer_class
+
+    cls = layer_class(class_name)
+    try:
+        param = inspect.signature(cls.call).parameters.get(key) if cls is not None else None
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is not inspect.Parameter.empty and param.default is value
 
 
 def _model_io(struct: Any, what: str) -> list[tuple[str, int, int]]:

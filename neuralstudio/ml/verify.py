@@ -8,6 +8,10 @@ Python process for the code and the inference script) and fed the same real
 MNIST test images as the Keras model; the largest absolute difference of the
 outputs and the share of equal predicted classes decide whether it passed.
 
+The reference is always the Keras model itself called with ``training=False``
+(what ``predict`` computes), never the inference graph an exporter traced: an
+export that left out a layer which is not the identity at inference fails here.
+
 Tolerances: float32 artifacts must match within ``1e-4`` (scaled by the output's
 magnitude, so logits of size 30 get 3e-3); dynamic-range quantised ones must
 predict the same class for at least 97% of the images.

@@ -269,6 +269,21 @@ def test_attention_with_query_and_value_slots():
     assert [g.nodes[p].name for p in g.predecessors(g.node_by_name("att").id)] == ["q", "v"]
 
 
+def test_augmentation_layers_import_although_keras_records_training_true():
+    """Keras records an augmentation layer's signature default (training=True) on every plain call."""
+    inp = keras.Input((12, 12, 1), name="image")
+    x = keras.layers.RandomRotation(0.1, name="rotate")(inp)
+    x = keras.layers.RandomFlip("horizontal", name="flip")(x)
+    x = keras.layers.GaussianNoise(0.1, name="noise")(keras.layers.Flatten(name="flat")(x))
+    model = keras.Model(inp, keras.layers.Dense(3, name="out")(x))
+    rotate = next(e for e in model.get_config()["layers"] if e["name"] == "rotate")
+    assert rotate["inbound_nodes"][0]["kwargs"] == {"training": True}  # what the bundled model holds
+    design = round_trip(model)
+    rebuilt = build_model(design.graph)
+    again = next(e for e in rebuilt.get_config()["layers"] if e["name"] == "rotate")
+    assert again["inbound_nodes"][0]["kwargs"] == {"training": True}  # the design's model records the same
+
+
 def test_training_true_on_a_call_is_refused():
     inp = keras.Input((4,))
     model = keras.Model(inp, keras.layers.Dropout(0.5, name="mc_dropout")(inp, training=True))
