@@ -100,7 +100,7 @@ _STARTING: dict[str, dict[str, Any]] = {
     "Rescaling": {"offset": 0.0},
     "TextVectorization": {"standardize": "lower_and_strip_punctuation", "split": "whitespace", "ngrams": None},
 }
-_INPUT_DOC = "The model's input: the shape of one batch of examples."
+_INPUT_DOC = "The model's input: the shape of one example (the batch size is chosen in Train)."
 _RNN_UNITS = 64
 _CONV_FILTERS = 32
 

@@ -45,3 +45,16 @@ def test_an_opened_network_is_shown_at_a_readable_size_and_ctrl0_fits_it_whole(r
     qtbot.waitUntil(lambda: w.view.zoom >= READABLE_ZOOM_MIN - 1e-6, timeout=5000)
     w.act_fit.trigger()
     assert w.view.zoom < READABLE_ZOOM_MIN  # the whole column, on request
+
+
+def test_the_toolbar_undo_keeps_its_width_and_tells_the_step_in_its_tip(ready_window, qtbot):
+    w = ready_window
+    drop = next(n for n in w.doc.graph if n.class_name == "Dropout")
+    w.scene.select_nodes([drop.id])
+    w.view.setFocus()
+    qtbot.keyClick(w.view, Qt.Key.Key_Delete)
+    assert w.tb_undo.text() == "Undo" and w.tb_undo.isEnabled()
+    assert w.tb_undo.toolTip().startswith("Undo Delete")
+    w.tb_undo.trigger()
+    assert drop.id in w.doc.graph.nodes
+    assert not w.tb_undo.isEnabled() and w.tb_redo.isEnabled()

@@ -212,7 +212,8 @@ def test_compare_two_runs_overlays_and_diff(qtbot, workspace, tmp_path):
     assert ws.runs_panel.compare_button.isEnabled()
     qtbot.mouseClick(ws.runs_panel.compare_button, Qt.MouseButton.LeftButton)
     text = ws.runs_panel.diff_label.text()
-    assert "learning_rate" in text and "0.01" in text and "0.001" in text
+    assert "<b>learning rate</b>" in text and "0.01" in text and "0.001" in text
+    assert "validation accuracy</b>" in text and "%" in text
     # unticking removes the overlays
     table.item(0, 0).setCheckState(Qt.CheckState.Unchecked)
     assert len(ws.plots.loss.overlays) == 2

@@ -65,7 +65,7 @@ class ExportDialog(QDialog):
         self.setMinimumWidth(560)
         self.model = model
         self.design = design
-        self._base = Path(model_path) if model_path else Path.home() / f"{getattr(model, 'name', 'model')}.keras"
+        self._base = Path(model_path) if model_path else Path.home() / f"{_file_stem(design, model)}.keras"
         self._own_runner = runner is None
         self._runner = runner
         self._path_edited = False
@@ -275,3 +275,15 @@ def _retarget(path: str, old: ExportFormat, new: ExportFormat) -> str:
             name = name[: -len(suffix)]
             break
     return str(p.with_name(name + (new.suffixes[0] if new.suffixes else "")))
+
+
+def _file_stem(design: Any, model: Any) -> str:
+    """A file name for an export with no model file behind it: the design's name, else the model's."""
+    import re
+
+    for name in (getattr(design, "name", None), getattr(model, "name", None)):
+        if isinstance(name, str):
+            stem = re.sub(r"[^\w.-]+", "_", name).strip("._")[:80]
+            if stem:
+                return stem
+    return "model"

@@ -121,6 +121,27 @@ def _csv(v: Any) -> str:
     return "" if v is None else repr(float(v)) if isinstance(v, (int, float)) else str(v)
 
 
+#: the words a comparison uses for a setting or result (the record's keys are snake_case identifiers)
+_KEY_TEXT = {"learning_rate": "learning rate", "batch_size": "batch size", "validation_split": "validation split",
+             "early_stopping": "early stopping", "test_accuracy": "test accuracy",
+             "val_accuracy": "validation accuracy", "seconds": "training time", "source": "data",
+             "mixed_precision": "mixed precision"}
+
+
+def _key_text(key: str) -> str:
+    return _KEY_TEXT.get(key, key.replace("_", " "))
+
+
+def _value_text(key: str, value: Any) -> Any:
+    """Accuracies as percentages and times in seconds; anything else as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key.endswith("accuracy"):
+            return f"{100 * value:.1f}%"
+        if key == "seconds":
+            return f"{value:.1f} s"
+    return value
+
+
 class _SortItem(QTableWidgetItem):
     """Sorts by a number when it has one (so 10 > 9 and '-' sorts first)."""
 
@@ -322,7 +343,8 @@ class RunsPanel(QWidget):
             text = "Tick two runs to see what differs between them."
         else:
             cmp_ = self.store.compare(ticked[0], ticked[1])
-            rows = [f"<b>{_html(d.key)}</b>: {_html(d.a)} → {_html(d.b)}" for d in cmp_.differences
+            rows = [f"<b>{_html(_key_text(d.key))}</b>: {_html(_value_text(d.key, d.a))} → "
+                    f"{_html(_value_text(d.key, d.b))}" for d in cmp_.differences
                     if d.section != "results" or d.key in ("val_accuracy", "test_accuracy", "seconds")]
             head = f"<b>A</b> {html.escape(run_label(ticked[0]))} vs <b>B</b> {html.escape(run_label(ticked[1]))}: "
             text = head + ("; ".join(rows) if rows else "same settings and results.")

@@ -32,6 +32,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -39,6 +40,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -189,7 +191,16 @@ class TrainWorkspace(QWidget):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.design_label)
-        ll.addWidget(self.settings_panel, 1)
+        # The form scrolls on a small screen (1024x700) instead of squeezing the data preview to slivers;
+        # the buttons below stay in view.
+        self.settings_scroll = QScrollArea(self)
+        self.settings_scroll.setObjectName("settingsScroll")
+        self.settings_scroll.setWidgetResizable(True)
+        self.settings_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.settings_scroll.setWidget(self.settings_panel)
+        self.settings_scroll.setMinimumWidth(self.settings_panel.sizeHint().width() + 16)
+        ll.addWidget(self.settings_scroll, 1)
         ll.addWidget(self.measure_button)
         ll.addWidget(self.continue_check)
         bl = QGridLayout()
