@@ -97,7 +97,7 @@ def _design_for(model_path: Path) -> Any:
 def run(args: argparse.Namespace) -> int:
     from neuralstudio.core.formatting import human_size
     from neuralstudio.ml.export import export_model
-    from neuralstudio.ml.model_files import load_keras_model
+    from neuralstudio.ml.model_metadata import load_model as load_keras_model  # remembers its class names
 
     fmt = get_format(args.format)  # a bad name fails before the (slow) model load
     if args.quantize and args.quantize not in fmt.quantize:

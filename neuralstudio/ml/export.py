@@ -171,17 +171,19 @@ def ensure_called(model: Any) -> None:
 
 # --------------------------------------------------------------------------- writers
 def _write_keras(model: Any, tmp: Path, **_: Any) -> list[Path]:
-    from neuralstudio.ml.model_files import save_keras_model
+    from neuralstudio.ml.model_metadata import write_model  # with the class names the model was trained on
 
-    save_keras_model(model, tmp)
+    write_model(model, tmp)
     return [tmp]
 
 
 def _write_h5(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    from neuralstudio.ml.model_metadata import write_model
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras warns that HDF5 is legacy: the user asked for it
         with _quiet_tf_logs():
-            model.save(tmp)
+            write_model(model, tmp)
     return [tmp]
 
 
@@ -339,14 +341,14 @@ def load_trained_model():
 
 def _write_inference_script(model: Any, tmp: Path, **_: Any) -> list[Path]:
     from neuralstudio.ml.inference import IncompatibleModelError, check_model
-    from neuralstudio.ml.model_files import save_keras_model
+    from neuralstudio.ml.model_metadata import write_model
 
     try:
         reshape = check_model(model)
     except IncompatibleModelError as exc:
         raise ExportError(f"The inference script classifies 28x28 digit images; {exc}") from None
     tmp.mkdir(parents=True)
-    save_keras_model(model, tmp / INFERENCE_MODEL)
+    write_model(model, tmp / INFERENCE_MODEL)
     atomic_write_text(tmp / INFERENCE_SCRIPT, inference_script_source(reshape))
     return [tmp / INFERENCE_SCRIPT, tmp / INFERENCE_MODEL]
 

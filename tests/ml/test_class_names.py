@@ -247,3 +247,21 @@ def test_names_are_never_code(pets_run, tmp_path):
 
 def test_pets_are_named_in_training_order():
     assert list(PETS) == sorted(PETS)  # the folder order is the label order the tests rely on
+
+
+def test_an_exported_keras_or_h5_model_keeps_its_class_names(tmp_path):
+    """The export wrote the model without the names it was trained with: Predict then showed 0..K-1."""
+    import keras
+
+    from neuralstudio.ml.export import export_model
+    from neuralstudio.ml.model_metadata import ModelClasses, read_classes, save_model
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    src = tmp_path / "pets.keras"
+    save_model(model, src, ModelClasses(("cat", "dog"), "pets"))
+    from neuralstudio.ml.model_metadata import load_model
+
+    loaded = load_model(src)
+    for fmt, name in (("keras", "out.keras"), ("h5", "out.h5")):
+        export_model(loaded, tmp_path / name, fmt, verify=False)
+        assert read_classes(tmp_path / name).names == ("cat", "dog")

@@ -145,6 +145,7 @@ def test_augmentation_is_off_at_inference():
 def test_template_file_is_canonical_design_json():
     path = templates_dir() / "mnist-cnn.nsd"
     design = load_design(path)
+    design.id = ""  # a template file has no id: each copy gets one of its own (load_design derives one)
     assert path.read_text(encoding="utf-8") == design.dumps()
     inputs = [n for n in design.graph if n.class_name == INPUT_CLASS]
     assert [n.config["batch_shape"] for n in inputs] == [[None, 28, 28, 1]]

@@ -214,9 +214,10 @@ def test_compare_two_runs_overlays_and_diff(qtbot, workspace, tmp_path):
     text = ws.runs_panel.diff_label.text()
     assert "<b>learning rate</b>" in text and "0.01" in text and "0.001" in text
     assert "validation accuracy</b>" in text and "%" in text
-    # unticking removes the overlays
+    # unticking removes the overlays, and the comparison of runs no longer ticked
     table.item(0, 0).setCheckState(Qt.CheckState.Unchecked)
     assert len(ws.plots.loss.overlays) == 2
+    assert ws.runs_panel.diff_label.text() == ""
     # export the curves of a run and the plots
     rec = ws.runs_panel.ticked()[0]
     csv_path = tmp_path / "curves.csv"

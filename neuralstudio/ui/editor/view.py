@@ -41,6 +41,9 @@ class GraphView(QGraphicsView):
         self.setOptimizationFlags(QGraphicsView.OptimizationFlag.DontSavePainterState
                                   | QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # A smaller window (or a dock opened beside the canvas) keeps the network where it was centred,
+        # instead of cutting it off at the right edge.
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setAcceptDrops(True)
         self.setToolTip("Drag layers here from the palette. Drag from an output port (bottom) to an input port "
                         "(top) to connect. Wheel zooms; middle-drag or Space+drag pans.")

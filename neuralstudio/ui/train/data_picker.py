@@ -460,9 +460,16 @@ def _failure_text(exc: BaseException, label: str) -> str:
 
 def _pixmap(pixels: Any) -> QPixmap:
     """uint8 ``(h, w)`` or ``(h, w, 3)`` pixels as a thumbnail: small images scaled up crisp, large ones smoothly."""
+    import numpy as np
+
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     h, w = pixels.shape[:2]
     fmt = QImage.Format.Format_Grayscale8 if pixels.ndim == 2 else QImage.Format.Format_RGB888
-    image = QImage(pixels.tobytes(), w, h, pixels.strides[0], fmt).copy()  # copy: Qt must not keep numpy's bytes
+    # QImage only points at the bytes it is given: they must outlive it until the copy that owns its own.
+    # (A temporary `pixels.tobytes()` could be freed before `.copy()` read it.)
+    data = pixels.tobytes()
+    image = QImage(data, w, h, w * (1 if pixels.ndim == 2 else 3), fmt).copy()
+    del data
     mode = Qt.TransformationMode.FastTransformation if max(h, w) <= THUMBNAIL_PX \
         else Qt.TransformationMode.SmoothTransformation
     return QPixmap.fromImage(image).scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio, mode)

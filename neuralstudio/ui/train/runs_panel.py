@@ -349,6 +349,7 @@ class RunsPanel(QWidget):
             head = f"<b>A</b> {html.escape(run_label(ticked[0]))} vs <b>B</b> {html.escape(run_label(ticked[1]))}: "
             text = head + ("; ".join(rows) if rows else "same settings and results.")
         self.diff_label.setText(text)
+        self._compared = [r.id for r in ticked[:2]] if len(ticked) >= 2 else None
         return text
 
     # ------------------------------------------------------------------ slots
@@ -357,6 +358,10 @@ class RunsPanel(QWidget):
             return
         ticked = self.ticked()
         self.compare_button.setEnabled(len(ticked) >= 2)
+        shown = getattr(self, "_compared", None)
+        if shown is not None and shown != [r.id for r in ticked[:2]]:
+            self.diff_label.clear()  # about runs no longer ticked (or no longer listed): stale
+            self._compared = None
         self.overlay_changed.emit(ticked)
 
     # ------------------------------------------------------------ run choice
