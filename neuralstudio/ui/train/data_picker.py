@@ -465,8 +465,9 @@ def _pixmap(pixels: Any) -> QPixmap:
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     h, w = pixels.shape[:2]
     fmt = QImage.Format.Format_Grayscale8 if pixels.ndim == 2 else QImage.Format.Format_RGB888
-    # QImage only points at the bytes it is given: they must outlive it until the copy that owns its own.
-    # (A temporary `pixels.tobytes()` could be freed before `.copy()` read it.)
+    # QImage only points at the bytes it is given, and the bindings keep no reference to them: they must
+    # outlive it until the copy that owns its own. A temporary `pixels.tobytes()` can be freed before
+    # `.copy()` reads it (the same use-after-free: PyMuPDF#1210, Pillow#1370). docs/ARCHITECTURE.md, "Traps".
     data = pixels.tobytes()
     image = QImage(data, w, h, w * (1 if pixels.ndim == 2 else 3), fmt).copy()
     del data

@@ -185,7 +185,12 @@ class TrainWorkspace(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.measure_button.clicked.connect(self._on_measure_clicked)
         self.settings_panel.changed.connect(self._on_settings_changed)
-        self.settings_panel.data_picker.set_runner(self._info_runner)  # previews load in the background
+        # Previews load in the background on a runner of the workspace's own, shut down with it: run on the
+        # window's shared runner, a preview left the process crashing at the next workspace's creation in
+        # the tests (segfault / "pure virtual method called" after a window with a shown Train page closed).
+        self._preview_runner: TaskRunner | None = None
+        if os.environ.get("NEURALSTUDIO_DATA_PREVIEW", "1") != "0":
+            self.settings_panel.data_picker.set_runner(self._own_preview_runner)
         self.settings_panel.data_picker.status_changed.connect(self._on_data_checked)
         left = QWidget(self)
         ll = QVBoxLayout(left)
@@ -927,9 +932,17 @@ class TrainWorkspace(QWidget):
             self.settings_panel.device_box.setToolTip("No GPU: " + rep.gpu_reason)
 
     def shutdown(self) -> None:
-        """Stop the workspace's own background thread, if it made one (the main window lends its own)."""
+        """Stop the workspace's own background threads, if it made them (the main window lends its own)."""
         if self._own_runner and self._runner is not None:
             self._runner.shutdown()
+        if self._preview_runner is not None:
+            self._preview_runner.shutdown()
+            self._preview_runner = None
+
+    def _own_preview_runner(self) -> TaskRunner:
+        if self._preview_runner is None:
+            self._preview_runner = TaskRunner(self, name="neuralstudio-data-preview")
+        return self._preview_runner
 
     # ------------------------------------------------------------------- slots
     def _on_train_clicked(self) -> None:
