@@ -39,6 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from neuralstudio.core.json_walk import json_objects
+
 H5_SUFFIXES = (".h5", ".hdf5")
 _INPUT_LAYER = "InputLayer"
 # Keras 2 optimizer arguments Keras 3 dropped (it refuses unknown arguments), and what they did.
@@ -60,16 +62,6 @@ class TemporaryCopyError(OSError):
         return str(self.strerror)
 
 
-def _dicts(config: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object in a (nested) config, without recursion (the config is untrusted)."""
-    stack = [config]
-    while stack:
-        obj = stack.pop()
-        if isinstance(obj, dict):
-            yield obj
-            stack.extend(obj.values())
-        elif isinstance(obj, list):
-            stack.extend(obj)
 
 
 def _is_shape(value: Any) -> bool:
@@ -94,7 +86,7 @@ def translate_model_config(config: Any) -> tuple[Any, list[str]]:
     """
     new = copy.deepcopy(config)
     changes: list[str] = []
-    sequentials = [obj for obj in _dicts(new) if obj.get("class_name") == "Sequential"]
+    sequentials = [obj for obj in json_objects(new) if obj.get("class_name") == "Sequential"]
     for obj in sequentials:
         cfg = obj.get("config")
         if isinstance(cfg, list):
@@ -154,13 +146,13 @@ def repair_training_config(config: Any) -> tuple[Any, bool, list[str]]:
             changed = True
             if what and isinstance(value, (int, float)) and value:
                 notes.append(f"the optimizer's {what} ({arg}={value:g}) does not exist in Keras 3 and was left out")
-    for obj in _dicts(new):  # losses and metrics, nested for models with several outputs
+    for obj in json_objects(new):  # losses and metrics, nested for models with several outputs
         cfg = obj.get("config")
         if "class_name" in obj and isinstance(cfg, dict) and cfg.get("reduction") == "auto":
             cfg["reduction"] = "sum_over_batch_size"  # what "auto" resolved to outside tf.distribute
             changed = True
     loss = new.get("loss") if isinstance(new, dict) else None
-    for obj in _dicts(loss):  # tf.keras wrote its loss classes' wrapped function; Keras 3's take none
+    for obj in json_objects(loss):  # tf.keras wrote its loss classes' wrapped function; Keras 3's take none
         cfg = obj.get("config")
         if obj.get("class_name") not in (None, "LossFunctionWrapper") and isinstance(cfg, dict) and "fn" in cfg:
             del cfg["fn"]

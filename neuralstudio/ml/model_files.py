@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 from neuralstudio.core.atomic import atomic_path
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.formatting import human_size
+from neuralstudio.core.json_walk import json_objects
 from neuralstudio.core.memory import memory_budget_bytes
 
 KERAS_SUFFIXES = (".keras",)
@@ -153,22 +154,12 @@ def _describe(head: bytes) -> str:
     return "is not"
 
 
-def _dicts(config: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object in a (nested) config, without recursion (a hostile one can be deep)."""
-    stack = [config]
-    while stack:
-        obj = stack.pop()
-        if isinstance(obj, dict):
-            yield obj
-            stack.extend(obj.values())
-        elif isinstance(obj, list):
-            stack.extend(obj)
 
 
 def _lambda_layers(config: Any) -> list[str]:
     """Names of the ``Lambda`` layers anywhere in a (nested) model config."""
     found: list[str] = []
-    for obj in _dicts(config):
+    for obj in json_objects(config):
         if obj.get("class_name") == "Lambda":
             cfg = obj.get("config")
             found.append(str(cfg.get("name", "?")) if isinstance(cfg, dict) else "?")
@@ -221,7 +212,7 @@ def _check_config(p: Path, config: Any) -> int:
         raise ModelFileError(f"{p.name} has a damaged model description (it does not describe a Keras model): "
                              f"{_NEW_COPY}.")
     layers = 0
-    for obj in _dicts(config):
+    for obj in json_objects(config):
         if "class_name" in obj and "config" in obj:
             _check_names(p, obj)
         if isinstance(obj.get("layers"), list):
@@ -327,7 +318,7 @@ def _estimated_weights(config: Any) -> int:
     asks for a Dense layer of a billion units costs gigabytes however small the file is.
     """
     total = 0
-    for layer in _dicts(config):
+    for layer in json_objects(config):
         estimate = _LAYER_WEIGHTS.get(layer.get("class_name"))  # type: ignore[arg-type]
         cfg = layer.get("config")
         if estimate is None or not isinstance(cfg, dict):
@@ -802,7 +793,7 @@ def load_keras_model(path: str | os.PathLike[str], *, trusted: bool = False, com
     from neuralstudio.ml.builder import keras_graph_recursion
 
     fmt = model_file_format(p)
-    layers = sum(len(obj["layers"]) for obj in _dicts(config) if isinstance(obj.get("layers"), list))
+    layers = sum(len(obj["layers"]) for obj in json_objects(config) if isinstance(obj.get("layers"), list))
     try:
         with keras_graph_recursion(layers):  # Keras walks a deep model's graph recursively when it rebuilds it
             if fmt == "h5":
