@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QContextMenuEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from support import image_mlp, mnist_slice
+from window_helpers import close_workspace
 
 from neuralstudio.core.runs import RunsStore
 
@@ -145,14 +146,7 @@ def workspace(qtbot, tmp_path, tiny_data):
     ws.show()
     qtbot.waitExposed(ws)
     yield ws
-    TrainWorkspace.confirm_close = staticmethod(lambda _parent: True)
-    try:
-        assert ws.request_close()
-    finally:
-        TrainWorkspace.confirm_close = staticmethod(ws_mod.default_confirm_close)
-        ws.close()
-        ws.deleteLater()
-    assert ws_mod.running_training_threads() == 0
+    close_workspace(ws)
 
 
 def test_the_run_menu_enter_and_a_missing_model_file(qtbot, workspace, tmp_path, monkeypatch):

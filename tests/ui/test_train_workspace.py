@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from support import image_mlp, mnist_slice
+from window_helpers import close_workspace
 
 from neuralstudio.core.design import Design
 from neuralstudio.core.runs import RunsStore
@@ -46,14 +47,7 @@ def workspace(qtbot, tmp_path, tiny_data):
     ws.resize(1200, 800)
     yield ws
     # every test must leave no running QThread
-    TrainWorkspace.confirm_close = staticmethod(lambda _parent: True)
-    try:
-        assert ws.request_close()
-    finally:
-        TrainWorkspace.confirm_close = staticmethod(ws_mod.default_confirm_close)
-        ws.close()
-        ws.deleteLater()
-    assert ws_mod.running_training_threads() == 0
+    close_workspace(ws)
 
 
 def run_to_end(qtbot, ws: TrainWorkspace) -> None:
