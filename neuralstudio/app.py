@@ -38,7 +38,11 @@ def run_app(path: str | None = None, argv: list[str] | None = None) -> int:
     bench = os.environ.get("NEURALSTUDIO_BENCH_FIRST_PAINT")
     if bench:  # used by tests/benchmarks/bench_startup.py: report the first paint, then quit
         _report_first_paint(window, bench)
-    return app.exec()
+    code = app.exec()
+    from neuralstudio.ui.widget_lifetime import delete_now
+
+    delete_now(window)  # top-down, before the interpreter's teardown frees the wrappers in any order
+    return code
 
 
 def _open_at_start(window, path: str) -> None:  # noqa: ANN001

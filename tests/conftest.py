@@ -24,15 +24,48 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _private_home(tmp_path_factory, monkeypatch, request):
-    """Runs, settings and autosaves of a test never touch the real user folder.
-
-    Data previews in the Train workspace run only in the tests that are about them: a preview in a window of
-    one test left the next test's process crashing (segfault, under investigation; see the closing note).
-    """
+def _private_home(tmp_path_factory, monkeypatch):
+    """Runs, settings and autosaves of a test never touch the real user folder."""
     monkeypatch.setenv("NEURALSTUDIO_HOME", str(tmp_path_factory.mktemp("home")))
-    if "data_picker" not in request.node.nodeid and "test_train_workspace" not in request.node.nodeid:
-        monkeypatch.setenv("NEURALSTUDIO_DATA_PREVIEW", "0")
+
+
+@pytest.fixture
+def qtbot(qtbot):
+    """pytest-qt's qtbot, whose ``addWidget`` also keeps the widget alive until it is deleted after the test.
+
+    pytest-qt holds only a weak reference, so a widget a test made and registered lost its last name when
+    the test function returned, and the garbage collector, not ``deleteLater``, freed the window's wrapper
+    cycle (in the event processing right after the test): a crash in ``QWidget::~QWidget``
+    (neuralstudio/ui/widget_lifetime.py). Here the widget lives until pytest-qt has closed it and
+    ``deleteLater`` has been carried out; its wrappers are then invalid and the collector frees nothing live.
+    """
+    from neuralstudio.ui.widget_lifetime import delete_later_now
+
+    kept = []
+    add_widget = qtbot.addWidget
+
+    def add_and_keep(widget, *, before_close_func=None):
+        kept.append(widget)
+        add_widget(widget, before_close_func=before_close_func)
+
+    qtbot.addWidget = add_and_keep
+    yield qtbot
+    delete_later_now()  # pytest-qt closed and deleteLater-ed its widgets before the fixtures' teardown
+    kept.clear()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item):
+    """Carry out the ``deleteLater`` calls of a test's fixtures (the main window's) before the next test.
+
+    Outside an event loop a deferred delete waits for the next one, and a window whose wrappers reached the
+    garbage collector first crashed the process (neuralstudio/ui/widget_lifetime.py).
+    """
+    result = yield
+    from neuralstudio.ui.widget_lifetime import delete_later_now
+
+    delete_later_now()
+    return result
 
 
 #: a test still running after this long is hung, not slow (the slowest takes about a minute)

@@ -45,8 +45,11 @@ class _Worker(QObject):
 
 
 #: the thread and worker of every runner not shut down yet, held here so that they outlive a runner
-#: deleted with its parent widget: destroying a running QThread aborts the process
+#: deleted with its parent widget: destroying a running QThread aborts the process. Keyed by a serial
+#: number, not ``id(thread)``: an id is reused once its object is freed, and a second ``shutdown`` of an
+#: old runner would then drop a newer runner's entry.
 _RUNNING: dict[int, tuple[QThread, QObject]] = {}
+_RUNNER_KEYS = itertools.count(1)
 
 
 @atexit.register
@@ -79,7 +82,7 @@ class TaskRunner(QObject):
         self._ids = itertools.count(1)
         self._callbacks: dict[int, tuple[_Done | None, _Failed | None]] = {}
         self._thread.start()
-        self._key = id(self._thread)
+        self._key = next(_RUNNER_KEYS)
         self._name = name
         _RUNNING[self._key] = (self._thread, self._worker)
 

@@ -30,5 +30,7 @@ def close_workspace(ws: Any) -> None:
     finally:
         ws_mod.TrainWorkspace.confirm_close = staticmethod(ws_mod.default_confirm_close)
         ws.close()
-        ws.deleteLater()
+        from neuralstudio.ui.widget_lifetime import delete_now
+
+        delete_now(ws)  # not left to the garbage collector (neuralstudio/ui/widget_lifetime.py)
     assert ws_mod.running_training_threads() == 0

@@ -185,12 +185,10 @@ class TrainWorkspace(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.measure_button.clicked.connect(self._on_measure_clicked)
         self.settings_panel.changed.connect(self._on_settings_changed)
-        # Previews load in the background on a runner of the workspace's own, shut down with it: run on the
-        # window's shared runner, a preview left the process crashing at the next workspace's creation in
-        # the tests (segfault / "pure virtual method called" after a window with a shown Train page closed).
+        # Previews load on a runner of the workspace's own, shut down with it: reading a large CSV or image
+        # folder takes seconds, and the model size and device list should not queue behind it.
         self._preview_runner: TaskRunner | None = None
-        if os.environ.get("NEURALSTUDIO_DATA_PREVIEW", "1") != "0":
-            self.settings_panel.data_picker.set_runner(self._own_preview_runner)
+        self.settings_panel.data_picker.set_runner(self._own_preview_runner)
         self.settings_panel.data_picker.status_changed.connect(self._on_data_checked)
         left = QWidget(self)
         ll = QVBoxLayout(left)
