@@ -480,8 +480,8 @@ class Trainer:
         fit_t0 = time.perf_counter()  # the copy into tensors counts, as it does inside a plain fit
         x_train, y_train, x_val, y_val = to_tensors(data.x_train, data.y_train, data.x_val, data.y_val)
         val_batches = batches(x_val, y_val, data.batch_size, shuffle=False) if x_val is not None else None
+        compile_model(spe)  # also when a stop came before the first batch: evaluating needs a compiled model
         while not self.control.stop_requested:
-            compile_model(spe)
             cb.begin_fit(spe, first_epoch)
             with placement.scope():
                 # one iterator for all the epochs of this call, each epoch shuffled anew (so fit's own shuffle is off)
@@ -494,6 +494,7 @@ class Trainer:
                 break
             spe, first_epoch = retuned, cb.state.epochs_done
             self._log(f"Steps are short: running {spe} steps per execution from epoch {first_epoch + 1}.")
+            compile_model(spe)
         return spe, time.perf_counter() - fit_t0 - cb.state.paused_seconds
 
     def _outcome(self, model: Any, settings: TrainingSettings, st: Any) -> tuple[str, str]:
