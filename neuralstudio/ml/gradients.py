@@ -1,0 +1,93 @@
+"""Gradients of a Keras model, per backend: the one place NeuralStudio takes derivatives itself.
+
+Keras 3 has no backend-neutral way to ask for gradients outside ``fit`` (keras#20760): each backend
+has its own (TensorFlow's ``GradientTape``, ``jax.grad``, ``torch.autograd``). Everything that looks
+inside a network (the per-layer gradient norms of Nielsen's chapter 5, the saliency of a drawing) asks
+this module, which picks the function of the backend Keras runs on. TensorFlow is implemented; the
+others are refused with a message until the backend issue adds them.
+
+Both functions run on the caller's thread and take NumPy arrays; they never change the model's weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from neuralstudio.core.errors import UserError
+
+__all__ = ["GradientsUnavailableError", "input_gradient", "layer_gradients"]
+
+
+class GradientsUnavailableError(UserError, RuntimeError):
+    """Gradients cannot be taken on this Keras backend (yet)."""
+
+
+def layer_gradients(model: Any, x: np.ndarray, y: np.ndarray,
+                    loss: Callable[[Any, Any], Any]) -> dict[str, list[np.ndarray]]:
+    """The gradient of ``loss(y, model(x))`` with respect to each layer's trainable weights, by layer name.
+
+    ``loss`` is a Keras loss (``keras.losses.get(name)`` or an instance); the model runs in training mode,
+    as in a training step (Dropout active, BatchNormalization on batch statistics, no update of them kept).
+    Layers without trainable weights are left out.
+    """
+    return _backend_impl("layer_gradients")(model, x, y, loss)
+
+
+def input_gradient(model: Any, x: np.ndarray, class_index: int | np.ndarray) -> np.ndarray:
+    """d(output[class_index]) / d(input) for each example of ``x``, in inference mode: what saliency maps show.
+
+    ``class_index`` is one class for all examples, or one per example. The result has ``x``'s shape.
+    """
+    return _backend_impl("input_gradient")(model, x, class_index)
+
+
+# ----------------------------------------------------------------------------- TensorFlow
+def _tf_layer_gradients(model: Any, x: np.ndarray, y: np.ndarray, loss: Callable[[Any, Any], Any]
+                        ) -> dict[str, list[np.ndarray]]:
+    import tensorflow as tf
+
+    layers = [layer for layer in model.layers if layer.trainable_weights]
+    variables = [v for layer in layers for v in layer.trainable_weights]
+    with tf.GradientTape() as tape:
+        pred = model(tf.convert_to_tensor(x), training=True)
+        value = tf.reduce_mean(loss(tf.convert_to_tensor(y), pred))
+    grads = tape.gradient(value, [v.value if hasattr(v, "value") else v for v in variables])
+    out: dict[str, list[np.ndarray]] = {}
+    i = 0
+    for layer in layers:
+        n = len(layer.trainable_weights)
+        out[layer.name] = [np.zeros(tuple(v.shape), "float32") if g is None else np.asarray(g)
+                           for v, g in zip(layer.trainable_weights, grads[i:i + n])]
+        i += n
+    return out
+
+
+def _tf_input_gradient(model: Any, x: np.ndarray, class_index: int | np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    xt = tf.convert_to_tensor(np.asarray(x, dtype="float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        pred = model(xt, training=False)
+        idx = np.broadcast_to(np.asarray(class_index, dtype="int32"), (int(xt.shape[0]),))
+        picked = tf.gather(pred, tf.convert_to_tensor(idx), axis=1, batch_dims=1)
+    return np.asarray(tape.gradient(picked, xt))
+
+
+_IMPLEMENTATIONS: dict[str, dict[str, Callable[..., Any]]] = {
+    "tensorflow": {"layer_gradients": _tf_layer_gradients, "input_gradient": _tf_input_gradient},
+}
+
+
+def _backend_impl(name: str) -> Callable[..., Any]:
+    import keras
+
+    backend = keras.backend.backend()
+    impl = _IMPLEMENTATIONS.get(backend, {}).get(name)
+    if impl is None:
+        raise GradientsUnavailableError(f"Gradients are not available on the {backend} backend yet: set "
+                                        "KERAS_BACKEND=tensorflow to see gradients and saliency.")
+    return impl
