@@ -262,7 +262,10 @@ def grid_size(specs: list[ParamSpec], points: int = DEFAULT_GRID_POINTS) -> int:
 # ----------------------------------------------------------------------------- helpers
 #: parameters every Keras layer takes even when a design's config does not spell them out
 _LAYER_PARAMS_ALWAYS = {"activation", "units", "filters", "kernel_size", "rate", "kernel_initializer",
-                        "kernel_regularizer", "use_bias", "strides", "padding", "pool_size"}
+                        "bias_initializer", "kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                        "use_bias", "strides", "padding", "pool_size", "dilation_rate", "momentum", "epsilon",
+                        "center", "scale", "recurrent_activation", "dropout", "recurrent_dropout", "num_heads",
+                        "key_dim", "depth_multiplier", "negative_slope", "alpha", "axis"}
 
 
 def _with_copies(design: Design, layer: str) -> list[Any]:

@@ -21,6 +21,8 @@ __all__ = ["SweepResults", "TrialRow", "WORKED_MARGIN", "results_of", "summary_s
 WORKED_MARGIN = 0.05
 #: below this share of the importance a hyperparameter "changed little"
 LITTLE = 0.1
+#: two importances closer than this are a tie
+TIE = 0.1
 _STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 
@@ -106,9 +108,15 @@ def summary_sentence(rows: list[TrialRow], params: list[str], importances: dict[
         return f"Only one setting was tried: {_percent(max(r.value for r in done))} {_metric_words()}."  # type: ignore[type-var]
     ranked = sorted(varied, key=lambda p: -importances.get(p, 0.0))
     top = ranked[0]
-    parts = [f"{_words(top)} mattered most: {_worked(top, rows)}"]
-    little = [_words(p) for p in ranked[1:] if importances.get(p, 0.0) < LITTLE]
-    others = [p for p in ranked[1:] if importances.get(p, 0.0) >= LITTLE]
+    tied = [p for p in ranked[1:] if importances.get(top, 0.0) - importances.get(p, 0.0) < TIE]
+    if tied:  # a near tie (few trials, or two settings that matter alike) is not a ranking
+        names = " and ".join(_words(p) for p in [top, *tied])
+        parts = [f"{names} mattered about equally; for {_words(top)}, {_worked(top, rows)}"]
+    else:
+        parts = [f"{_words(top)} mattered most: {_worked(top, rows)}"]
+    rest = [p for p in ranked[1:] if p not in tied]
+    little = [_words(p) for p in rest if importances.get(p, 0.0) < LITTLE]
+    others = [p for p in rest if importances.get(p, 0.0) >= LITTLE]
     if others:
         parts.append(f"then {', '.join(_words(p) for p in others)}")
     if little:

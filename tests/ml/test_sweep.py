@@ -160,3 +160,17 @@ def test_results_of_a_study_whose_trials_are_still_running_or_failed(tmp_path):
     res = results_of(study)
     assert res.best is None and "Out of memory." in res.sentence
     assert np.isnan(np.nan)  # numpy is imported for the data slice
+
+
+def test_a_trial_reruns_from_what_the_study_recorded_and_reproduces_its_metrics(tmp_path, small):
+    from neuralstudio.core.search_space import apply_values
+    from neuralstudio.ml.sweep import trial_values
+    from neuralstudio.ml.trainer import Trainer
+
+    spec = _spec(tmp_path, ["learning_rate=0.05,0.2"], strategy="grid", study="again")
+    run_sweep(new_study(spec), spec, dataset=small)
+    study, recorded = load_study("again", spec.storage)  # the design and the space, from the study alone
+    trial = study.trials[0]
+    result = Trainer(apply_values(recorded.design, trial_values(trial)), dataset=small).run()
+    assert result.val_accuracy == pytest.approx(trial.value, abs=1e-6)
+    assert study.user_attrs["neuralstudio"]["versions"]["keras"]
