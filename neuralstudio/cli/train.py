@@ -2,7 +2,9 @@
 
 A progress bar (loss, accuracy, samples/s, time left) goes to stderr when it is
 a terminal; the final train/validation/test metrics go to stdout; with
-``--json`` the last line of stdout is one JSON object for scripts.  Every run is
+``--json`` the last line of stdout is one JSON object for scripts.  ``--layer-stats`` prints a table of
+per-layer training signals (gradient norm, update/weight ratio, dead or saturated units) after each
+epoch, on stdout (stderr with ``--json``) and adds them to the JSON as ``layer_stats``.  Every run is
 recorded in the runs store (``neuralstudio runs``).  The first Ctrl+C stops
 training gracefully (the model trained so far is saved); a second one aborts.
 """
@@ -51,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history", metavar="HISTORY.json", help="write the per-epoch metrics here")
     p.add_argument("--runs", metavar="DIR", help="the runs folder (default: the user data folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    p.add_argument("--layer-stats", action="store_true",
+                   help="after each epoch, print per-layer gradient norms, update/weight ratios and dead or "
+                   "saturated units (on stderr with --json, which then includes them as layer_stats)")
     p.set_defaults(func=run)
 
 
@@ -113,6 +118,28 @@ class ProgressBar:
             self._clear()
 
 
+class LayerStatsBar(ProgressBar):
+    """The progress bar that also prints each epoch's per-layer table (``--layer-stats``) to ``table_stream``.
+
+    Only the end-of-epoch snapshots are printed (``batch`` None); the ones taken during a long epoch are for
+    the Train window's live panel.
+    """
+
+    def __init__(self, stream: TextIO, epochs: int, enabled: bool, table_stream: TextIO) -> None:
+        super().__init__(stream, epochs, enabled)
+        self.table_stream = table_stream
+
+    def on_layer_stats(self, epoch: int, stats: list[dict[str, Any]]) -> None:
+        from neuralstudio.ml.layer_stats import format_table
+
+        if not stats or stats[0].get("batch") is not None:
+            return
+        if self.enabled:
+            self._clear()
+        self.table_stream.write(format_table(stats) + "\n")
+        self.table_stream.flush()
+
+
 def _clock(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -144,12 +171,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out}: the model file name must end in .keras (or .h5 for Keras's legacy "
                         "HDF5 format).")
 
-    bar = ProgressBar(sys.stderr, settings.epochs, enabled=sys.stderr.isatty() and not args.json)
+    bar_on = sys.stderr.isatty() and not args.json
+    bar = (LayerStatsBar(sys.stderr, settings.epochs, bar_on, sys.stderr if args.json else sys.stdout)
+           if args.layer_stats else ProgressBar(sys.stderr, settings.epochs, enabled=bar_on))
 
     control = TrainControl()
     trainer = Trainer(design, dataset=args.data, settings=settings, device=args.device,
                       mixed_precision=args.mixed_precision, runs_store=RunsStore(args.runs), reporter=bar,
-                      control=control, out_path=args.out)
+                      control=control, out_path=args.out, layer_stats=args.layer_stats)
 
     def on_sigint(signum: int, frame: Any) -> None:
         if control.stop_requested:

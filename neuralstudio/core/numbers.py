@@ -6,6 +6,7 @@ reading each value through :func:`as_number` keeps one bad value from raising in
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -17,3 +18,9 @@ def as_number(v: Any, default: float | None = None) -> float | None:
         return float(v)
     except (TypeError, ValueError):
         return default
+
+
+def finite_number(v: Any) -> float | None:
+    """``v`` as a finite float, else None: NaN and infinities are no score (a diverged trial's loss)."""
+    f = as_number(v)
+    return f if f is not None and math.isfinite(f) else None

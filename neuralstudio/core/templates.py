@@ -18,8 +18,8 @@ from neuralstudio.core.paths import templates_dir
 DEFAULT_TEMPLATE = "mnist-cnn"
 SUFFIX = ".nsd"
 # The order a learner meets them in: the default first, then from simplest to most advanced.
-_ORDER = ["mnist-cnn", "nielsen-784-30-10", "mlp", "lenet5", "cnn-augmented", "lstm-rows",
-          "transformer-patches", "resnet-mini"]
+_ORDER = ["mnist-cnn", "nielsen-784-30-10", "nielsen-deep-sigmoid", "nielsen-deep-relu", "mlp", "lenet5",
+          "cnn-augmented", "lstm-rows", "transformer-patches", "resnet-mini"]
 
 
 class TemplateError(UserError, ValueError):

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from neuralstudio.core.design import Design, design_from_dict
 from neuralstudio.core.errors import UserError
+from neuralstudio.core.numbers import finite_number
 from neuralstudio.core.paths import user_data_dir
 from neuralstudio.core.run_outcome import diagnose_result
 from neuralstudio.core.runs import RunsStore
@@ -320,11 +321,13 @@ def load_study(name: str, storage: str | None = None) -> tuple[Any, SweepSpec]:
 # ----------------------------------------------------------------------------- running
 def run_sweep(study: Any, spec: SweepSpec, *, reporter: SweepReporter | None = None,
               control: SweepControl | None = None, runs_store: RunsStore | None = None, dataset: Any = None,
-              trials: int | None = None) -> list[TrialOutcome]:
+              trials: int | None = None, free_memory: bool = True) -> list[TrialOutcome]:
     """Run trials of ``study`` in this process until its budget is spent, the grid is done or ``control`` stops it.
 
     ``trials`` caps the trials of the whole study (all workers together); by default the spec's planned count.
     Returns this process's trials. Stopping keeps every finished trial; the interrupted one is marked failed.
+    ``free_memory`` is the trainer's: a GUI passes False, since a collection on a worker thread that frees a
+    Qt object deadlocks (docs/ARCHITECTURE.md, Threads), and collects on its own thread instead.
     """
     import optuna
 
@@ -346,7 +349,7 @@ def run_sweep(study: Any, spec: SweepSpec, *, reporter: SweepReporter | None = N
             raise _StoppedError
         if reporter is not None:
             reporter.on_trial_started(trial.number, values)
-        outcome = _train_trial(trial, spec, values, ds, metric, control, reporter, runs_store)
+        outcome = _train_trial(trial, spec, values, ds, metric, control, reporter, runs_store, free_memory)
         done.append(outcome)
         if reporter is not None:
             reporter.on_trial_finished(outcome)
@@ -421,7 +424,7 @@ class _TrialReporter:
 
 
 def _train_trial(trial: Any, spec: SweepSpec, values: dict[str, Any], ds: Any, metric: str, control: SweepControl,
-                 reporter: SweepReporter | None, runs_store: RunsStore | None) -> TrialOutcome:
+                 reporter: SweepReporter | None, runs_store: RunsStore | None, free_memory: bool) -> TrialOutcome:
     """Train one trial's design and record what happened in the trial's attributes."""
     ctl = control.trial_control()
     try:
@@ -430,7 +433,8 @@ def _train_trial(trial: Any, spec: SweepSpec, values: dict[str, Any], ds: Any, m
         return _record(trial, values, "failed", None, "failed", str(exc))
     design.name = f"{spec.design.name} · trial {trial.number}"
     tr = _TrialReporter(trial, metric, ctl, reporter)
-    trainer = Trainer(design, dataset=ds, device=spec.device, runs_store=runs_store, reporter=tr, control=ctl)
+    trainer = Trainer(design, dataset=ds, device=spec.device, runs_store=runs_store, reporter=tr, control=ctl,
+                      test_stopped=False, free_memory=free_memory)
     result = trainer.run()
     if trainer.record is not None and runs_store is not None:
         trainer.record.hyperparameters.update(experiment=spec.study, trial=trial.number)
@@ -442,7 +446,7 @@ def _train_trial(trial: Any, spec: SweepSpec, values: dict[str, Any], ds: Any, m
     for key in _TRIAL_FIELDS:
         v = getattr(result, key, None)
         trial.set_user_attr(key, v if not isinstance(v, float) or math.isfinite(v) else None)
-    trial.set_user_attr("history", {k: [_finite(x) for x in vs] for k, vs in result.history.items()})
+    trial.set_user_attr("history", {k: [finite_number(x) for x in vs] for k, vs in result.history.items()})
     if tr.pruned_at is not None:
         return _record(trial, values, "pruned", value, "pruned", f"Pruned after epoch {tr.pruned_at}: its "
                        f"{metric.replace('_', ' ')} was below the median of the earlier trials.", result)
@@ -470,7 +474,7 @@ def _metric_value(result: RunResult, metric: str) -> float | None:
     v = result.val_accuracy if metric == "val_accuracy" else result.train_accuracy
     if v is None and result.history.get(metric):
         v = result.history[metric][-1]
-    return _finite(v)
+    return finite_number(v)
 
 
 # ----------------------------------------------------------------------------- Optuna wiring
@@ -594,14 +598,6 @@ def _default_study_name(design: Design) -> str:
     while "--" in base:
         base = base.replace("--", "-")
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 1000:03d}"
-
-
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _first_line(exc: BaseException) -> str:

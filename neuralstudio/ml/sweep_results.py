@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from neuralstudio.core.numbers import finite_number
 from neuralstudio.ml.sweep import ATTR, trial_values
 
 __all__ = ["SweepResults", "TrialRow", "WORKED_MARGIN", "results_of", "summary_sentence"]
@@ -132,9 +133,9 @@ def _row(trial: Any) -> TrialRow:
     status = attrs.get("status") or ("running" if state == "running" else state)
     value = trial.value if trial.value is not None else attrs.get("val_accuracy")
     return TrialRow(number=trial.number, values=trial_values(trial), state=state, status=str(status),
-                    value=_finite(value), val_loss=_finite(attrs.get("val_loss")),
+                    value=finite_number(value), val_loss=finite_number(attrs.get("val_loss")),
                     epochs=int(attrs.get("epochs_run") or len(trial.intermediate_values)),
-                    seconds=_finite(attrs.get("seconds")), run_id=attrs.get("run_id"),
+                    seconds=finite_number(attrs.get("seconds")), run_id=attrs.get("run_id"),
                     message=str(attrs.get("message") or ""), history=dict(attrs.get("history") or {}))
 
 
@@ -234,11 +235,3 @@ def _order(v: Any) -> tuple[int, Any]:
 
 def _text(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None

@@ -57,6 +57,10 @@ class TrainingReporter(Protocol):
     the epochs asked for).  ``on_epoch`` gets
     the epoch's ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (with validation),
     ``seconds``, and ``partial`` = 1.0 when the epoch was cut short by a stop.
+
+    A reporter may also have ``on_layer_stats(epoch, stats)``, called only when it has one and the run was
+    asked for ``layer_stats``: after each snapshot of the per-layer statistics (at the end of each epoch,
+    and during long epochs), with one dict per trainable layer (keys in :mod:`neuralstudio.ml.layer_stats`).
     """
 
     def on_batch(self, epoch: int, batch: int, logs: dict[str, float]) -> None: ...
@@ -155,6 +159,8 @@ class RunResult:
     model: Any = None
     model_path: str | None = None
     class_names: list[str] | None = None  # of the data trained on, stored with the model (ml/model_metadata.py)
+    #: with ``Trainer(layer_stats=True)``: the end-of-epoch snapshot of each epoch (ml/layer_stats.py)
+    layer_stats: list[list[dict[str, Any]]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -168,6 +174,8 @@ class RunResult:
                 "run_id", "class_names")
         out = {k: _json_safe(getattr(self, k)) for k in keys}
         out["history"] = {k: [_json_safe(v) for v in vs] for k, vs in self.history.items()}
+        if self.layer_stats:
+            out["layer_stats"] = self.layer_stats
         return out
 
 
@@ -230,13 +238,19 @@ class Trainer:
         free_memory: collect Python garbage (what earlier runs left) before the run starts.  A GUI
             passes False and collects on its own thread after the run instead: the full collection
             holds the GIL for ~0.1-0.2 s, which would freeze the window at the start of every run.
+        test_stopped: score a run that was stopped on the test split too (an experiment passes False: a
+            pruned trial's test score is never looked at, and on 10,000 images it cost as much as an epoch).
+        layer_stats: measure per-layer gradient norms, update sizes, weight and activation histograms and
+            dead or saturated units on a fixed probe batch at the end of each epoch (``ml/layer_stats.py``),
+            reported through the reporter's optional ``on_layer_stats`` and kept in ``RunResult.layer_stats``.
     """
 
     def __init__(self, design: Design, *, dataset: Any = None, settings: TrainingSettings | None = None,
                  device: str = "auto", mixed_precision: bool = False, runs_store: RunsStore | None = None,
                  reporter: TrainingReporter | None = None, control: TrainControl | None = None,
                  out_path: str | None = None, tune_steps_per_execution: bool = True,
-                 initial_weights: list[Any] | None = None, free_memory: bool = True) -> None:
+                 initial_weights: list[Any] | None = None, free_memory: bool = True,
+                 layer_stats: bool = False, test_stopped: bool = True) -> None:
         self.design = design
         self.dataset = dataset
         self.settings = settings
@@ -249,6 +263,8 @@ class Trainer:
         self.tune_steps_per_execution = tune_steps_per_execution
         self.initial_weights = initial_weights
         self.free_memory = free_memory
+        self.layer_stats = layer_stats
+        self.test_stopped = test_stopped
         self.record: RunRecord | None = None
 
     # ------------------------------------------------------------------ public
@@ -305,17 +321,21 @@ class Trainer:
         data = self._prepare_data(ds, model, settings, units, placement.replicas)
         self._start_record(settings, data, placement, mixed)
         cb = self._engine_callback(settings, data, placement.replicas)
+        stats = self._layer_stats_recorder(settings, data)
         self._log(f"Training {model.count_params():,} parameters on {placement.description}: {data.n_train:,} "
                   "examples" + (f", {data.n_val:,} for validation" if data.n_val else "")
                   + f", batch {data.batch_size}, {settings.epochs} epoch(s), {settings.optimizer} at "
                   f"learning rate {settings.learning_rate:g}.")
         compile_model = self._compiler(model, settings, placement, units, data.one_hot, mixed)
-        spe, fit_seconds = self._fit(model, data, settings, placement, cb, compile_model)
+        spe, fit_seconds = self._fit(model, data, settings, placement, cb, compile_model,
+                                     [stats.callback] if stats is not None else [])
         if self.control.stop_requested:
             cb.state.stopped_by_user = True
         status, message = self._outcome(model, settings, cb.state)
         self._log(message)
         result = self._result(model, status, message, cb.state, data, spe, fit_seconds, placement.description)
+        if stats is not None:
+            result.layer_stats = stats.per_epoch
         self._evaluate(model, data, placement, result)
         self._keep_class_names(model, ds, result)
         self._save_model(model, result)
@@ -441,6 +461,19 @@ class Trainer:
                               batch_size=data.batch_size, epochs=settings.epochs, patience=settings.early_stopping,
                               tune=self.tune_steps_per_execution and replicas == 1)
 
+    def _layer_stats_recorder(self, settings: TrainingSettings, data: _Data) -> Any:
+        """With ``layer_stats``: the recorder whose callback joins every ``fit`` (None without). Its probe
+        batch comes from the training split, with the targets encoded as the loss reads them."""
+        if not self.layer_stats:
+            return None
+        import keras
+
+        from neuralstudio.ml.layer_stats import LayerStatsRecorder
+
+        return LayerStatsRecorder(data.x_train, data.y_train, keras.losses.get(settings.loss), reporter=self.reporter,
+                                  log=self._log, batch_size=data.batch_size,
+                                  seed=settings.seed if settings.seed is not None else 0)
+
     def _compiler(self, model: Any, settings: TrainingSettings, placement: Any, units: int, one_hot: bool,
                   mixed: bool) -> Callable[[int], None]:
         """A function that compiles ``model`` for a given ``steps_per_execution``.
@@ -466,7 +499,7 @@ class Trainer:
         return compile_model
 
     def _fit(self, model: Any, data: _Data, settings: TrainingSettings, placement: Any, cb: Any,
-             compile_model: Callable[[int], None]) -> tuple[int, float]:
+             compile_model: Callable[[int], None], extra_callbacks: list[Any] | None = None) -> tuple[int, float]:
         """Train until the epochs are done or the run stops; the last ``steps_per_execution`` and the fit's seconds.
 
         The first ``fit`` runs one step per execution while the callback measures the step time; when steps
@@ -488,13 +521,14 @@ class Trainer:
                 train = batches(x_train, y_train, data.batch_size, shuffle=True, repeat=True, skip_epochs=first_epoch)
                 model.fit(train, steps_per_epoch=steps_per_epoch(data.n_train, data.batch_size),
                           epochs=settings.epochs, initial_epoch=first_epoch, validation_data=val_batches,
-                          shuffle=False, verbose=0, callbacks=[cb])
+                          shuffle=False, verbose=0, callbacks=[cb, *(extra_callbacks or [])])
             retuned = _steps_per_execution_next(cb.state)
             if retuned is None:
                 break
             spe, first_epoch = retuned, cb.state.epochs_done
             self._log(f"Steps are short: running {spe} steps per execution from epoch {first_epoch + 1}.")
-            compile_model(spe)
+            if not self.control.stop_requested:  # a stop (or a pruned trial) needs no recompiled step
+                compile_model(spe)
         return spe, time.perf_counter() - fit_t0 - cb.state.paused_seconds
 
     def _outcome(self, model: Any, settings: TrainingSettings, st: Any) -> tuple[str, str]:
@@ -548,7 +582,7 @@ class Trainer:
     def _evaluate(self, model: Any, data: _Data, placement: Any, result: RunResult) -> None:
         """Score the weights kept on the test split (when there is one), in batches of at least 256: no gradient
         is kept, so larger batches only cost memory and save per-step overhead."""
-        if data.x_test is None:
+        if data.x_test is None or (result.status == "stopped" and not self.test_stopped):
             return
         from neuralstudio.ml.input_pipeline import batches, to_tensors
 
@@ -615,7 +649,16 @@ def preload() -> None:
     source: done by the first run's thread, this made the window wait 20-50 ms as Train was
     pressed. The app calls this in the background once Keras has loaded.
     """
-    from neuralstudio.ml import builder, callbacks, custom_gradients, data, devices, input_pipeline, optimizers  # noqa: F401
+    from neuralstudio.ml import (  # noqa: F401
+        builder,
+        callbacks,
+        custom_gradients,
+        data,
+        devices,
+        input_pipeline,
+        layer_stats,
+        optimizers,
+    )
 
 
 def _set_initial_weights(model: Any, weights: list[Any]) -> None:

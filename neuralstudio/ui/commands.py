@@ -396,3 +396,41 @@ class PasteCommand(CompoundCommand):
                 children.append(ConnectCommand(graph, new_id[e["src"]], new_id[e["dst"]], e.get("slot", 0),
                                                e.get("src_port", 0)))
         super().__init__(graph, label, children)
+
+
+class ApplyDesignCommand(GraphCommand):
+    """Bring the design's layers and its training settings to those of ``target``, as one undo step.
+
+    What "Apply to design" in the Experiment tab does with the best trial's values: a trial may change
+    layer parameters, add repeated layers and change training settings at once, and the learner takes it
+    back with one Ctrl+Z. The layers move between the two recorded states with core methods only
+    (:func:`restore_state`, so node ids and the scene's items are kept); the settings are swapped on the
+    design, and ``on_change`` (the window's: refresh Train's form, check the design again) follows both ways.
+    """
+
+    def __init__(self, design: Any, target: Any, label: str = "Apply the experiment's best values",
+                 on_change: Any = None) -> None:
+        super().__init__(label)
+        self.design = design
+        self.graph = design.graph
+        self.before = capture_state(design.graph)
+        self.after = capture_state(target.graph)
+        self.old_training = copy.deepcopy(design.training)
+        self.new_training = copy.deepcopy(target.training)
+        self.on_change = on_change
+
+    def _redo(self) -> None:
+        try:
+            restore_state(self.graph, self.after)
+        except BaseException:
+            restore_state(self.graph, self.before)
+            raise
+        self.design.training = copy.deepcopy(self.new_training)
+        if self.on_change is not None:
+            self.on_change()
+
+    def undo(self) -> None:
+        restore_state(self.graph, self.before)
+        self.design.training = copy.deepcopy(self.old_training)
+        if self.on_change is not None:
+            self.on_change()

@@ -5,6 +5,12 @@ length).  Every value is checked with ``validate_param`` before it is sent;
 a refused value stays visible with the reason below it and changes nothing.
 The inspector never edits the graph: it emits requests the window turns into
 undo commands.
+
+A parameter's context menu (on its label or its editor) also offers "Vary this in an
+experiment": the inspector emits ``vary_requested`` with the parameter's path
+(``hidden.units``; ``Dense[hidden].activation`` for every hidden layer of that class;
+``hidden.repeat`` for the number of such layers, from the layer's title), and the window
+adds it to the Train workspace's Experiment tab.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -375,11 +382,41 @@ def make_editor(spec: Any) -> Editor:
     return TextEditor(kind)
 
 
+VARY_TEXT = "Vary this in an experiment"
+
+
+class _VaryMenuFilter(QObject):
+    """Adds the "Vary this" entries to the context menu of a parameter's label and editor (and their parts).
+
+    A line edit keeps its own menu (undo, copy, paste) with the entries below it; other editors show only them.
+    """
+
+    def __init__(self, inspector: Inspector) -> None:
+        super().__init__(inspector)
+        self.inspector = inspector
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.ContextMenu or not isinstance(obj, QWidget):
+            return False
+        key = obj.property("varyKey")
+        if not isinstance(key, str) or not self.inspector.vary_paths(key):
+            return False
+        menu = obj.createStandardContextMenu() if isinstance(obj, QLineEdit) else QMenu(obj)
+        if not menu.isEmpty():
+            menu.addSeparator()
+        self.inspector.add_vary_actions(menu, key)
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+        return True
+
+
 class Inspector(QScrollArea):
     """Shows the selected layer and sends edit requests."""
 
     param_edit_requested = Signal(str, str, object)  # node id, key, value
     rename_requested = Signal(str, str)
+    #: a parameter to vary in an experiment: ``layer.key``, ``Class[hidden].key`` or ``layer.repeat``
+    vary_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -393,6 +430,7 @@ class Inspector(QScrollArea):
         self.editors: dict[str, Editor] = {}
         self.errors: dict[str, QLabel] = {}
         self.name_edit: QLineEdit | None = None
+        self._vary_filter = _VaryMenuFilter(self)
         self._show_message("Select a layer to edit its parameters.")
 
     def set_catalog(self, spec_of: Callable[[str], Any], validate: Callable[[str, str, Any], str | None]) -> None:
@@ -420,6 +458,8 @@ class Inspector(QScrollArea):
         page = QWidget()
         outer = QVBoxLayout(page)
         title = QLabel(f"<b>{node.class_name}</b>")
+        title.setToolTip("Right-click: vary the number of such layers in an experiment")
+        self._offer_vary(title, "repeat")
         outer.addWidget(title)
         if spec is not None and spec.doc:
             doc = QLabel(spec.doc)
@@ -449,6 +489,9 @@ class Inspector(QScrollArea):
                 ed.committed.connect(lambda key=p.name: self._on_committed(key))
                 label = QLabel(getattr(ed, "LABEL", p.name))
                 label.setToolTip(p.doc or p.name)
+                if p.name != "batch_shape":
+                    self._offer_vary(label, p.name)
+                    self._offer_vary(ed.widget, p.name)
                 form.addRow(label, ed.widget)
                 self.editors[p.name] = ed
                 self.errors[p.name] = self._error_label(form)
@@ -457,6 +500,43 @@ class Inspector(QScrollArea):
                     self._set_error(p.name, hint, warning=True)
         outer.addStretch(1)
         self.setWidget(page)
+
+    # ------------------------------------------------------------------ vary this
+    def _offer_vary(self, widget: QWidget, key: str) -> None:
+        """Give ``widget`` (and the widgets inside it: a spin box's text field) the "Vary this" context menu."""
+        for w in [widget, *widget.findChildren(QWidget)]:
+            w.setProperty("varyKey", key)
+            w.installEventFilter(self._vary_filter)
+
+    def vary_paths(self, key: str) -> list[tuple[str, str]]:
+        """The "Vary this" entries for parameter ``key`` of the shown layer: (menu text, path) pairs.
+
+        The layer's own parameter; the same parameter of every hidden layer of its class when there are
+        several; for ``repeat`` (the layer's title), the number of such layers, when it sits in a chain.
+        """
+        graph, node_id = self.graph, self.node_id
+        if graph is None or node_id is None or node_id not in graph.nodes:
+            return []
+        node = graph.node(node_id)
+        if key == "repeat":
+            chain = (node.class_name != "InputLayer" and len(graph.in_edges(node_id)) == 1
+                     and len(graph.out_edges(node_id)) == 1 and not node.shares)
+            return [(f"Vary the number of {node.name} layers in an experiment", f"{node.name}.repeat")] if chain else []
+        out = [(VARY_TEXT, f"{node.name}.{key}")]
+        outputs = set(graph.outputs())
+        hidden = [n for n in graph if n.class_name == node.class_name and n.id not in outputs]
+        if node_id not in outputs and len(hidden) > 1:
+            out.append((f"Vary {key} of every hidden {node.class_name} layer in an experiment",
+                        f"{node.class_name}[hidden].{key}"))
+        return out
+
+    def add_vary_actions(self, menu: QMenu, key: str) -> None:
+        """Append the "Vary this" actions for ``key`` to ``menu`` (each emits :attr:`vary_requested`)."""
+        for text, path in self.vary_paths(key):
+            action = menu.addAction(text)
+            action.setObjectName(f"vary:{path}")
+            action.setToolTip(f"Add {path} to the Train workspace's Experiment tab, with values to try")
+            action.triggered.connect(lambda _checked=False, p=path: self.vary_requested.emit(p))
 
     @staticmethod
     def _error_label(form: QFormLayout) -> QLabel:

@@ -254,7 +254,9 @@ class MainWindow(QMainWindow):
 
         page = TrainWorkspace(runner=self.runner)  # the window's runner: it stops with the window
         page.model_trained.connect(self._on_model_trained)
+        page.open_in_predict.connect(self._on_open_in_predict)
         page.training_settings_changed.connect(self._on_training_settings_changed)
+        page.apply_design_requested.connect(self._on_apply_design_requested)
         return page
 
     def _make_predict_page(self) -> QWidget:
@@ -288,6 +290,12 @@ class MainWindow(QMainWindow):
         """
         self._set_current_model(model, None, f"trained: {label}", design=design)
         self.statusBar().showMessage(f"The model of {label} is now used by Predict and Export.", 8000)
+
+    def _on_open_in_predict(self, image: Any) -> None:
+        """An image of the Train workspace's Mistakes tab: shown and predicted in Predict, which comes forward."""
+        self.predict_page.show_image(image, "An image of the test data, as the network saw it: draw on it to see "
+                                            "how the answer changes.")
+        self.tabs.setCurrentWidget(self._predict_host)
 
     def export_model(self) -> None:
         """File > Export: every format, verified against the Keras model before it is written."""
@@ -329,6 +337,30 @@ class MainWindow(QMainWindow):
         self.doc.mark_modified()
         self.editor.schedule_analysis()  # e.g. a loss that fits the output layer now, or no longer
         self._update_title()
+
+    def _on_apply_design_requested(self, design: Any) -> None:
+        """An experiment's best values (layers and training settings) into the open design: one undo step."""
+        from neuralstudio.ui.commands import ApplyDesignCommand
+
+        if self.editor.push(ApplyDesignCommand(self.doc.design, design, on_change=self._on_design_applied)):
+            self.statusBar().showMessage("Applied the experiment's best values to the design: Ctrl+Z undoes it.", 8000)
+
+    def _on_design_applied(self) -> None:
+        """After Apply to design and its undo or redo: Train shows the settings, the editor checks the design."""
+        self.editor.schedule_analysis()
+        if self._train_page is not None:
+            self._train_page.set_design(self.doc.design)
+        self._update_title()
+
+    def _on_vary_requested(self, path: str) -> None:
+        """"Vary this in an experiment" in the Inspector: the Train workspace's Experiment tab gets that row."""
+        self.tabs.setCurrentWidget(self._train_host)
+        self.train_page.vary(path)
+
+    def show_experiment(self) -> None:
+        """Run > Experiment… (Ctrl+Shift+E): the Train workspace's Experiment tab."""
+        self.tabs.setCurrentWidget(self._train_host)
+        self.train_page.show_experiment()
 
     def show_getting_started(self) -> None:
         from neuralstudio.ui.getting_started import GettingStartedDialog
@@ -392,6 +424,9 @@ class MainWindow(QMainWindow):
         self.act_zoom_out = self._action("Zoom O&ut", lambda: ed.view.set_zoom(ed.view.zoom / 1.25), keys.ZoomOut)
         self.act_train = self._action("&Train", self.show_train, "Ctrl+T", "Go to the Train workspace",
                                       name="actionTrain")
+        self.act_experiment = self._action("E&xperiment…", self.show_experiment, "Ctrl+Shift+E",
+                                           "Vary hyperparameters over many trials: the Train workspace's Experiment "
+                                           "tab (Ctrl+Shift+E)", name="actionExperiment")
         self.act_export = self._action("&Export Model…", self.export_model, "Ctrl+E",
                                        "Save or export the trained (or opened) model: .keras, .h5, SavedModel, "
                                        "LiteRT, ONNX, Python code; each export is verified", name="actionExport")
@@ -438,6 +473,7 @@ class MainWindow(QMainWindow):
             m_view.addAction(d.toggleViewAction())
         m_run = mb.addMenu("&Run")
         m_run.addAction(self.act_train)
+        m_run.addAction(self.act_experiment)
         m_help = mb.addMenu("&Help")
         m_help.addAction(self.act_getting_started)
         m_help.addSeparator()
@@ -482,6 +518,7 @@ class MainWindow(QMainWindow):
         self.editor.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self.editor.message.connect(lambda text, _ms: setattr(self, "last_error", text))
         self.editor.design_renamed.connect(self._on_design_renamed)
+        self.editor.inspector.vary_requested.connect(self._on_vary_requested)
         self.doc.design_replaced.connect(self._on_design_replaced)
         self.doc.modified_changed.connect(lambda _m: self._update_title())
         self.doc.path_changed.connect(self._update_title)

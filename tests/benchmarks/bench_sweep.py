@@ -42,6 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("NEURALSTUDIO_HOME", tempfile.mkdtemp(prefix="bench-sweep-"))
 
+from bench_trainer import _rss_mb  # noqa: E402 - a sibling script: resident memory, read the same way
+
 
 def _template(name: str):
     from neuralstudio.core.templates import load_template
@@ -233,14 +235,6 @@ def nielsen(args: argparse.Namespace) -> None:
     for r in sorted(res.rows, key=lambda r: -(r.value or 0)):
         print(f"| {r.values['learning_rate']} | {r.values['batch_size']} | {r.value:.2%} | {r.status} |")
     print(f"\n{res.sentence}")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ from neuralstudio.core.templates import (
 from neuralstudio.ml.builder import analyze
 from neuralstudio.ml.data import adapt_inputs, load_dataset, one_hot
 
-EXPECTED = ["mnist-cnn", "nielsen-784-30-10", "mlp", "lenet5", "cnn-augmented", "lstm-rows",
-            "transformer-patches", "resnet-mini"]
+EXPECTED = ["mnist-cnn", "nielsen-784-30-10", "nielsen-deep-sigmoid", "nielsen-deep-relu", "mlp", "lenet5",
+            "cnn-augmented", "lstm-rows", "transformer-patches", "resnet-mini"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -87,7 +87,7 @@ def test_template_builds_lays_out_and_trains_a_step(name):
     x = adapt_inputs(ds.x_train[:32], tuple(model.inputs[0].shape[1:]))
     y = ds.y_train[:32]
     t = design.training
-    if t.loss in ("mean_squared_error", "categorical_crossentropy"):
+    if t.loss in ("mean_squared_error", "categorical_crossentropy", "binary_crossentropy"):  # as the trainer does
         y = one_hot(y, ds.num_classes)
     optimizer = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[t.optimizer](t.learning_rate)
     model.compile(optimizer=optimizer, loss=t.loss)

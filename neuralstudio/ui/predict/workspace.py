@@ -22,6 +22,14 @@ Models are loaded, copied and warmed up on a background thread (Keras import
 and loading take seconds); until then the workspace says "loading model...".
 A model handed over by the training tab is copied first (``clone_model`` +
 ``set_weights``), so a model that is still training is never used here.
+
+"Show what the network sees" opens, beside the probabilities, the inside of the
+network (``inside_view.py``): feature maps, first-layer filters, saliency and
+Dense activations.  Its probe is built on the same runner once a model is ready
+and the view is on; each prediction hands the drawing to it, so it follows the
+same coalesced timer.  Off by default (remembered once turned on): it costs a
+forward and an eager backward pass per drawing (10-60 ms of CPU on a background
+thread, against ~1 ms for the probabilities) and half the width of the window.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont, QImage, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -42,6 +50,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSizePolicy,
+    QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -53,6 +62,7 @@ from neuralstudio.ml.inference import LOGITS
 from neuralstudio.ml.model_files import UntrustedCodeError
 from neuralstudio.ml.preprocess import ImageFileError, load_gray_image
 from neuralstudio.ui.predict.canvas import DigitCanvas
+from neuralstudio.ui.predict.inside_view import InsideView
 from neuralstudio.ui.predict.probability_chart import ProbabilityChart
 from neuralstudio.ui.tasks import TaskRunner
 
@@ -60,6 +70,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 PREVIEW_SCALE = 5
 BUNDLED_LABEL = "bundled digit model"
+SHOW_INSIDE_KEY = "predict/showInside"  # QSettings: the inside view was left on
 
 
 DIGIT_HINT = "Draw one digit, as large as you like, anywhere on the black square."
@@ -146,6 +157,13 @@ def _same_job(model: Any) -> Any:
     return _predictor(model, remembered_classes(model))
 
 
+def _probe_job(model: Any) -> Any:
+    """The inside view's probe of the predictor's model, traced and warmed up (on the runner's plain thread)."""
+    from neuralstudio.ml.activations import ActivationProbe
+
+    return ActivationProbe(model)
+
+
 class PredictWorkspace(QWidget):
     """Draw a digit and see the network's prediction live.
 
@@ -186,8 +204,11 @@ class PredictWorkspace(QWidget):
         self.last_values: np.ndarray | None = None  # what the chart shows, whatever the output kind
         self.last_prediction: Any = None
         self.prediction_count = 0
+        self._exact_input: np.ndarray | None = None  # an image given as the network's input (show_image)
+        self._probe_model: Any = None  # the model whose probe the inside view has or is getting
         self._build()
         self._show_prediction(None)
+        self.insideButton.setChecked(bool(QSettings().value(SHOW_INSIDE_KEY, False, type=bool)))
 
     # ----- layout -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -284,20 +305,39 @@ class PredictWorkspace(QWidget):
         model_row.addWidget(self.bundledButton)
         model_row.addWidget(self.openModelButton)
         model_row.addWidget(self.openImageButton)
+        self.insideButton = QPushButton("Show what the network sees", self)
+        self.insideButton.setObjectName("showInsideButton")
+        self.insideButton.setCheckable(True)
+        self.insideButton.setShortcut("Ctrl+Shift+I")
+        self.insideButton.setToolTip("Show, beside the probabilities, the network's feature maps, first-layer filters, "
+                                     "saliency and Dense activations for the drawing, live (Ctrl+Shift+I)")
+        self.insideButton.toggled.connect(self._on_inside_toggled)
+        model_row.addWidget(self.insideButton)
 
         self.statusLabel = QLabel("", self)
         self.statusLabel.setObjectName("predictStatus")
         self.statusLabel.setWordWrap(True)
         self.statusLabel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
 
-        right = QVBoxLayout()
+        self.probabilitiesPanel = QWidget(self)
+        right = QVBoxLayout(self.probabilitiesPanel)
+        right.setContentsMargins(0, 0, 0, 0)
         right.addLayout(top)
         right.addWidget(self.chart, 1)
         right.addWidget(self.outputLabel)
+        self.inside = InsideView(self)
+        self.inside.hide()
+        self.insideSplitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.insideSplitter.setObjectName("insideSplitter")
+        self.insideSplitter.setChildrenCollapsible(False)
+        self.insideSplitter.addWidget(self.probabilitiesPanel)
+        self.insideSplitter.addWidget(self.inside)
+        self.insideSplitter.setStretchFactor(0, 2)
+        self.insideSplitter.setStretchFactor(1, 3)
 
         body = QHBoxLayout()
         body.addLayout(left)
-        body.addLayout(right, 1)
+        body.addWidget(self.insideSplitter, 1)
         outer = QVBoxLayout(self)
         outer.addLayout(model_row)
         outer.addLayout(body, 1)
@@ -356,6 +396,7 @@ class PredictWorkspace(QWidget):
         self._show_output_kind(predictor)
         self._set_status("")
         self.model_changed.emit(label)
+        self._refresh_probe()
         self._predict_now()
 
     def _show_output_kind(self, predictor: Any) -> None:
@@ -418,6 +459,21 @@ class PredictWorkspace(QWidget):
         self._set_status(f"Image: {Path(path).name}")
         return True
 
+    def show_image(self, image: np.ndarray, label: str = "") -> None:
+        """Show an image the network saw (e.g. a test image from the Mistakes tab) on the canvas and predict it.
+
+        A ``(28, 28)`` image in [0, 1] is predicted as it is, without the picture preparation, so that Predict
+        shows the same values as the gallery it came from; drawing on it (or any other change) prepares the
+        canvas again. Other grey images go through the picture preparation, as an opened file does.
+        """
+        gray = np.asarray(image, dtype=np.float32)
+        if gray.ndim == 3:  # colour data: the grey the canvas can show
+            gray = gray.mean(axis=-1)
+        self.canvas.set_background(np.clip(gray, 0.0, 1.0))  # emits changed: a prediction is due
+        if gray.shape == (28, 28):
+            self._exact_input = np.clip(gray, 0.0, 1.0)  # after set_background, whose change cleared it
+        self._set_status(label or "An image from the data: draw on it to see how the network's answer changes.")
+
     def _on_open_image_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a picture of a digit", "", "Images (*.png *.jpg *.jpeg)")
         if path:
@@ -460,6 +516,7 @@ class PredictWorkspace(QWidget):
         self.canvas.eraser = on
 
     def _on_canvas_changed(self) -> None:
+        self._exact_input = None  # the drawing changed: prepared from the canvas again
         if not self._pending:
             self._pending = True
             QTimer.singleShot(0, self._on_predict_due)
@@ -474,7 +531,8 @@ class PredictWorkspace(QWidget):
             self.last_input = np.zeros((28, 28), dtype=np.float32)
             self._show_prediction(None)
             return
-        x = self.canvas.prepared_image()  # from the strokes: MNIST-thick whatever the drawing's size
+        # from the strokes: MNIST-thick whatever the drawing's size; an image of the data as the network saw it
+        x = self._exact_input if self._exact_input is not None else self.canvas.prepared_image()
         self.last_input = x
         self._show_preview(x)
         if not x.any():  # everything was erased
@@ -514,6 +572,7 @@ class PredictWorkspace(QWidget):
             self.confidenceLabel.setText("draw a digit" if self.hintLabel.text() == DIGIT_HINT else "draw something")
             self._show_preview(np.zeros((28, 28), dtype=np.float32))
             self.predicted.emit(-1, 0.0)
+            self._update_inside(None)
             return
         values = np.asarray(prediction.values)
         kind = getattr(prediction, "kind", None)
@@ -529,6 +588,59 @@ class PredictWorkspace(QWidget):
         self.confidenceLabel.setText(_verdict(prediction))
         self.predictionLabel.setAccessibleDescription(self.confidenceLabel.text())
         self.predicted.emit(prediction.index, prediction.score)
+        self._update_inside(prediction)
+
+    # ----- inside the network -----------------------------------------------------------------
+    def _on_inside_toggled(self, on: bool) -> None:
+        self.inside.setVisible(on)
+        QSettings().setValue(SHOW_INSIDE_KEY, on)
+        if not on:
+            return
+        QTimer.singleShot(0, self._on_inside_shown)  # once the splitter has laid the newly shown panel out
+        self._refresh_probe()
+        self._update_inside(self.last_prediction)
+
+    def _on_inside_shown(self) -> None:
+        """The probabilities keep 2/5 of the width (at least their minimum), the inside of the network the rest."""
+        total = sum(self.insideSplitter.sizes())
+        if total > 0 and self.inside.isVisible():
+            first = max(self.probabilitiesPanel.minimumSizeHint().width(), total * 2 // 5)
+            self.insideSplitter.setSizes([first, max(1, total - first)])
+
+    def _refresh_probe(self) -> None:
+        """Build the inside view's probe for the predictor's model in the background, if the view is on and it has
+        none for that model yet."""
+        model = getattr(self.predictor, "model", None)
+        if not self.insideButton.isChecked() or model is self._probe_model:
+            return
+        self._probe_model = model
+        if model is None:
+            self.inside.set_probe(None)
+            return
+        self.inside.set_loading(self.source_label)
+        self._runner.submit(lambda: _probe_job(model), lambda probe: self._on_probe_ready(model, probe),
+                            lambda exc, _tb: self._on_probe_error(model, exc))
+
+    def _on_probe_ready(self, model: Any, probe: Any) -> None:
+        if model is not getattr(self.predictor, "model", None):
+            return  # another model came meanwhile; its own probe follows
+        self.inside.set_probe(probe)
+        self._update_inside(self.last_prediction)
+
+    def _on_probe_error(self, model: Any, exc: BaseException) -> None:
+        if model is not getattr(self.predictor, "model", None):
+            return
+        message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        self.inside.set_probe(None, note=f"What this network sees cannot be shown: {message}")
+
+    def _update_inside(self, prediction: Any) -> None:
+        """Hand the drawing just predicted to the inside view (when it is on): the same coalesced update."""
+        if not self.insideButton.isChecked():
+            return
+        if prediction is None or not self.last_input.any():
+            self.inside.clear_drawing()
+            return
+        self.inside.show_drawing(self.last_input, prediction.index, getattr(prediction, "label", str(prediction.index)))
 
     def _fit_verdict_font(self, label: str) -> None:
         """The verdict's big font for a digit, smaller for a class name ("Ankle boot") so it fits beside the
@@ -547,6 +659,7 @@ class PredictWorkspace(QWidget):
             QTimer.singleShot(0, self.load_bundled_model)
 
     def shutdown(self) -> None:
-        """Stop the workspace's own loader thread (call before the window closes)."""
+        """Stop the workspace's own loader thread and the inside view's worker (call before the window closes)."""
+        self.inside.shutdown()
         if self._own_runner:
             self._runner.shutdown()

@@ -22,7 +22,7 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.paths import user_data_dir
+from neuralstudio.ui.pixmaps import thumbnail_pixmap
 from neuralstudio.ui.tasks import TaskRunner
 
 __all__ = ["MAX_RECENT", "RECENT_KEY", "DataPicker", "app_settings", "data_source_choices"]
@@ -397,7 +398,7 @@ class DataPicker(QWidget):
                 caption.hide()
                 continue
             name = preview.example_labels[i]
-            thumb.setPixmap(_pixmap(pixels))
+            thumb.setPixmap(thumbnail_pixmap(pixels, THUMBNAIL_PX))
             thumb.setToolTip(f"An example of class {name}")
             thumb.setAccessibleName(f"example {i + 1}: class {name}")
             caption.setText(name)
@@ -456,24 +457,6 @@ def _failure_text(exc: BaseException, label: str) -> str:
     if isinstance(exc, OSError):
         return f"{label} cannot be read ({exc.strerror or exc}): check that it exists and that you may open it."
     return f"{label} could not be loaded ({type(exc).__name__}: {exc})."
-
-
-def _pixmap(pixels: Any) -> QPixmap:
-    """uint8 ``(h, w)`` or ``(h, w, 3)`` pixels as a thumbnail: small images scaled up crisp, large ones smoothly."""
-    import numpy as np
-
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    h, w = pixels.shape[:2]
-    fmt = QImage.Format.Format_Grayscale8 if pixels.ndim == 2 else QImage.Format.Format_RGB888
-    # QImage only points at the bytes it is given, and the bindings keep no reference to them: they must
-    # outlive it until the copy that owns its own. A temporary `pixels.tobytes()` can be freed before
-    # `.copy()` reads it (the same use-after-free: PyMuPDF#1210, Pillow#1370). docs/ARCHITECTURE.md, "Traps".
-    data = pixels.tobytes()
-    image = QImage(data, w, h, w * (1 if pixels.ndim == 2 else 3), fmt).copy()
-    del data
-    mode = Qt.TransformationMode.FastTransformation if max(h, w) <= THUMBNAIL_PX \
-        else Qt.TransformationMode.SmoothTransformation
-    return QPixmap.fromImage(image).scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio, mode)
 
 
 def _button(parent: QWidget, text: str, name: str, tip: str) -> QPushButton:

@@ -34,10 +34,12 @@ class Drained:
     result: Any = None
     failure: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: per-layer snapshots ``(epoch, stats)`` from ``on_layer_stats``, oldest first (a few per epoch at most)
+    layer_stats: list[tuple[int, list[dict[str, Any]]]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.batches or self.epochs or self.messages or self.result is not None or self.failure
-                    or self.meta)
+                    or self.meta or self.layer_stats)
 
 
 class ReportBuffer:
@@ -58,6 +60,11 @@ class ReportBuffer:
     def add_message(self, message: str) -> None:
         with self._lock:
             self._pending.messages.append(message)
+
+    def add_layer_stats(self, epoch: int, stats: list[dict[str, Any]]) -> None:
+        """One snapshot of the per-layer signals (gradient norms, histograms, dead units)."""
+        with self._lock:
+            self._pending.layer_stats.append((epoch, stats))
 
     def set_meta(self, **meta: Any) -> None:
         """Facts about the run known before the first batch (e.g. ``train_samples``)."""
@@ -98,6 +105,10 @@ class BufferReporter:
     def on_log(self, message: str) -> None:
         self.buffer.add_message(str(message))
 
+    def on_layer_stats(self, epoch: int, stats: list[dict[str, Any]]) -> None:
+        """Copied (the list and each layer's dict), so the trainer may reuse its own objects afterwards."""
+        self.buffer.add_layer_stats(int(epoch), [dict(layer) for layer in stats])
+
     def on_finished(self, result: Any) -> None:
         self.buffer.set_result(result)
 
@@ -117,6 +128,7 @@ class RunRequest:
     runs_store: Any = None
     out_path: str | None = None
     initial_weights: Any = None  # start from these weights (continue training a loaded model)
+    layer_stats: bool = False  # report per-layer signals (gradient norms, histograms) for the Inside tab
 
 
 class TrainWorker(QObject):
@@ -177,6 +189,6 @@ class TrainWorker(QObject):
         trainer = trainer_class(r.design, dataset=dataset, settings=r.settings, device=r.device,
                                 mixed_precision=r.mixed_precision, runs_store=r.runs_store,
                                 reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path,
-                                initial_weights=r.initial_weights,
+                                initial_weights=r.initial_weights, layer_stats=r.layer_stats,
                                 free_memory=False)  # the workspace collects after the run, not during it
         return trainer.run()

@@ -63,6 +63,9 @@ from neuralstudio.ui.garbage_collection import gui_garbage_collector
 from neuralstudio.ui.library_warnings import library_warnings
 from neuralstudio.ui.responsiveness import favor_gui_thread
 from neuralstudio.ui.tasks import TaskRunner
+from neuralstudio.ui.train.confusion_view import ConfusionView
+from neuralstudio.ui.train.experiment_panel import ExperimentTab
+from neuralstudio.ui.train.layer_stats_panel import LayerStatsPanel
 from neuralstudio.ui.train.plots import TrainingPlots
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
@@ -93,6 +96,10 @@ PROGRESS_STYLE = ("QProgressBar { border: 1px solid #b8c2cc; border-radius: 3px;
 TRAIN_TIP = "Start training with these settings"
 DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
 CLOSE_WAIT_S = 120.0
+#: the Mistakes tab's check predicts about this long per background task (then shows what it has)
+MISTAKES_STEP_S = 0.25
+#: the height the lower pane grows to when the Mistakes tab is shown
+MISTAKES_HEIGHT = 440
 
 
 def default_confirm_close(parent: QWidget) -> bool:
@@ -120,11 +127,16 @@ class TrainWorkspace(QWidget):
             from (what a Python export must write). A run that went wrong (diverged, chance level) is not
             offered while a better model is current: its end-of-run message says so.
         running_changed(bool): a run started or ended.
+        open_in_predict(image): an image of the Mistakes tab was clicked: show it in Predict.
     """
 
     model_trained = Signal(object, str, object)
     running_changed = Signal(bool)
     training_settings_changed = Signal(object)  # TrainingSettings the user set for the shown design
+    #: a Design holding an experiment's best values (Apply to design), for the editor to make one undo step
+    apply_design_requested = Signal(object)
+    #: an image of the data as the network saw it (float32, 28x28 for MNIST), chosen in the Mistakes tab, for Predict
+    open_in_predict = Signal(object)
 
     #: called by :meth:`request_close` while a run is going; returns True to stop it and close
     confirm_close: Callable[[QWidget], bool] = staticmethod(default_confirm_close)
@@ -185,6 +197,7 @@ class TrainWorkspace(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.measure_button.clicked.connect(self._on_measure_clicked)
         self.settings_panel.changed.connect(self._on_settings_changed)
+        self.settings_panel.find_learning_rate_requested.connect(self._on_find_learning_rate)
         # Previews load on a runner of the workspace's own, shut down with it: reading a large CSV or image
         # folder takes seconds, and the model size and device list should not queue behind it.
         self._preview_runner: TaskRunner | None = None
@@ -252,6 +265,9 @@ class TrainWorkspace(QWidget):
         self.bottom_tabs = QTabWidget(self)
         self.bottom_tabs.addTab(self.runs_panel, "Runs")
         self.bottom_tabs.addTab(self.log_view, "Event log")
+        self._wire_experiment()
+        self._wire_layer_stats()
+        self._wire_mistakes()
         self._progress_row = QWidget(self)
         self._progress_row.setObjectName("progressRow")
         self._progress_row.setAutoFillBackground(True)  # opaque: its updates do not repaint what lies beneath
@@ -311,6 +327,7 @@ class TrainWorkspace(QWidget):
             return
         self._pending_design = None
         self._design = design
+        self.experiment.set_design(design)
         self.settings_panel.set_settings(design.training, design.data.get("source") if design.data else None)
         self.design_label.setText(f"Design: <b>{html.escape(design.name)}</b> ({len(design.graph)} layers)")
         self.runs_panel.set_store(self.runs_store, design.name, design.id)
@@ -361,6 +378,9 @@ class TrainWorkspace(QWidget):
         """Start a run (what the Train button does); False with a message in the status line when it cannot."""
         if self.is_running():
             return False
+        if self.experiment.is_running():  # one training at a time
+            self._say("An experiment is running (Experiment tab): stop it to train a single run.")
+            return False
         if self._measuring:
             self._say("Measuring the speed: Train is ready again in a moment.")
             return False
@@ -385,13 +405,15 @@ class TrainWorkspace(QWidget):
         self._request = RunRequest(design=snapshot, dataset=data, settings=settings,
                                    device=self.settings_panel.device(),
                                    mixed_precision=self.settings_panel.mixed_precision(),
-                                   runs_store=self.runs_store, initial_weights=initial)
+                                   runs_store=self.runs_store, initial_weights=initial,
+                                   layer_stats=self.settings_panel.layer_stats())
         self._buffer = ReportBuffer()
         self._control = TrainControl()
         self._result = None
         self._crash = None
         self._reset_run_state(settings)
         self.plots.reset(epochs=settings.epochs)
+        self.layer_stats_panel.reset(enabled=self._request.layer_stats)
         self.log_view.clear()
         self._log(run_start_line(snapshot.name, settings, self._data_name()))
         if initial is not None:
@@ -466,6 +488,8 @@ class TrainWorkspace(QWidget):
         While a run is going, asks (:attr:`confirm_close`), stops it cleanly and
         waits for its thread: destroying a running QThread aborts the process.
         """
+        if not self._close_experiment():
+            return False
         if not self.is_running():
             self._timer.stop()
             return True
@@ -529,6 +553,8 @@ class TrainWorkspace(QWidget):
             self._add_batches(d.batches)
         for epoch, logs in d.epochs:
             self._on_epoch(epoch, logs)
+        if d.layer_stats:  # a few a run: the panel draws them in stages (ui/train/layer_stats_panel.py)
+            self.layer_stats_panel.add_snapshots(d.layer_stats)
         if self.plots.isVisible():  # on another tab: keep the points, draw them when the tab is shown
             self.plots.refresh(spread=True)
 
@@ -650,6 +676,7 @@ class TrainWorkspace(QWidget):
         speed = final_speed_text(as_number(getattr(result, "samples_per_second", None)))
         if speed:  # nothing is "left" any more: keep only the speed of the whole run
             self.speed_label.setText(speed)
+        self._check_run_mistakes(result)  # queued before Predict's copy of the model: the Mistakes tab fills first
         model = getattr(result, "model", None)
         if model is not None and run_outcome.run_status(result) != "nan" and not kept:
             label = f"{self._request.design.name if self._request else 'model'} ({getattr(result, 'run_id', '')})"
@@ -759,6 +786,7 @@ class TrainWorkspace(QWidget):
     def _use_run_model(self, rec: RunRecord, model: Any) -> None:
         accuracy = run_outcome.record_accuracy(rec)
         self._hand_over(model, rec.id, accuracy, f"{rec.name} ({rec.id})", self._run_design(rec))
+        self._check_run_choice(rec, model)
         score = f" ({accuracy:.1%})" if accuracy is not None else ""
         msg = f"The model of run {rec.id}{score} is now the one Predict shows and Export writes."
         self._say(msg)
@@ -857,6 +885,11 @@ class TrainWorkspace(QWidget):
         self.stop_button.setEnabled(running)
         self.save_button.setEnabled(not running and not self._saving
                                     and getattr(self.last_result, "model", None) is not None)
+        experiment = getattr(self, "experiment", None)
+        if experiment is not None and experiment.is_running():  # one training at a time
+            self.train_button.setEnabled(False)
+            self.measure_button.setEnabled(False)
+            self.train_button.setToolTip("An experiment is running (Experiment tab): stop it to train a single run")
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -931,6 +964,7 @@ class TrainWorkspace(QWidget):
 
     def shutdown(self) -> None:
         """Stop the workspace's own background threads, if it made them (the main window lends its own)."""
+        self.experiment.shutdown()
         if self._own_runner and self._runner is not None:
             self._runner.shutdown()
         if self._preview_runner is not None:
@@ -1050,6 +1084,33 @@ class TrainWorkspace(QWidget):
         # queued behind any analysis; the runner runs it on a fresh plain Python thread (ARCHITECTURE.md, Threads)
         self._info_runner().submit(measure, done, failed, thread_name="neuralstudio-measure")
 
+    def _on_find_learning_rate(self) -> None:
+        """Find… beside the learning rate: Smith's range test (ui/train/lr_finder.py) on the design with the form's
+        settings and the data a run would use, on the workspace's runner; the rate chosen goes into the form, and
+        through its ``changed`` into the design. The form is locked while a run goes, so no run is searched beside."""
+        if self._design is None:
+            self._say("There is no design yet: build or open one in the Design workspace first.")
+            return
+        if self.is_running():
+            return
+        problem = "" if self._dataset is not None else self.settings_panel.data_picker.problem()
+        try:
+            settings = self.settings_panel.settings()
+        except UserError as exc:
+            problem = str(exc)
+        if problem:
+            self._say(f"Cannot search for a learning rate: {problem}", error=True)
+            return
+        from neuralstudio.ui.train.lr_finder import LrFinderDialog
+
+        snapshot = design_from_dict(self._design.to_dict(), self._design.name)
+        snapshot.training = settings
+        self._lr_finder = LrFinderDialog(snapshot, self._training_data(), self._info_runner(),
+                                         self.settings_panel.set_learning_rate, self,
+                                         device=self.settings_panel.device())
+        self._lr_finder.open()
+        self._lr_finder.start()
+
     def _on_overlay_changed(self, records: list[RunRecord]) -> None:
         self.plots.set_overlays([(run_label(r), r.history()) for r in records])
 
@@ -1071,6 +1132,226 @@ class TrainWorkspace(QWidget):
         if path:
             written = self.plots.export_png(path)
             self._say("Wrote " + " and ".join(os.path.basename(p) for p in written) + ".")
+
+    # ---------------------------------------------------------------- inside (ui/train/layer_stats_panel.py)
+    def _wire_layer_stats(self) -> None:
+        """The Inside tab: each layer's gradients, updates, weights and activations during a run (when the
+        settings' per-layer signals box is ticked), fed by the drain timer."""
+        self.layer_stats_panel = LayerStatsPanel(self)
+        i = self.bottom_tabs.addTab(self.layer_stats_panel, "Inside")
+        self.bottom_tabs.setTabToolTip(i, "Inside the network: each layer's gradients, updates, weights, "
+                                          "activations and dead or saturated units, epoch by epoch")
+
+    # ---------------------------------------------------------------- experiment (ui/train/experiment_panel.py)
+    def _wire_experiment(self) -> None:
+        """The Experiment tab beside Runs and Event log: its trials train like runs, one training at a time."""
+        self.experiment = ExperimentTab(self)
+        i = self.bottom_tabs.addTab(self.experiment, "Experiment")
+        self.bottom_tabs.setTabToolTip(i, "Vary hyperparameters over many trials and compare them (Ctrl+Shift+E)")
+        self.experiment.running_changed.connect(self._on_experiment_running)
+        self.experiment.say.connect(self._say)
+        self.experiment.log.connect(self._log)
+        self.experiment.runner.trial_progress.connect(self._on_experiment_trial_progress)
+        self.running_changed.connect(self.experiment.set_single_run)
+
+    def show_experiment(self) -> None:
+        """Bring the Experiment tab forward (Run > Experiment…, Ctrl+Shift+E)."""
+        self.bottom_tabs.setCurrentWidget(self.experiment)
+        self.experiment.panel.table.setFocus()
+
+    def vary(self, path: str, values: str | None = None) -> None:
+        """Vary ``path`` in the experiment ("Vary this" in the Inspector), with values around the design's."""
+        self.show_experiment()
+        self.experiment.add_param(path, values)
+
+    def _on_experiment_running(self, running: bool) -> None:
+        if running and self.experiment.runner.thread is not None:
+            LIVE_THREADS.add(self.experiment.runner.thread)
+        if running:
+            self._reset_run_state()
+        self.settings_panel.set_running(running)  # the trials train the form's settings as they were at Start
+        self._update_buttons()
+
+    def _on_experiment_trial_progress(self, epoch_percent: int, epoch_text: str, run_percent: int,
+                                      run_text: str) -> None:
+        """The running trial in the page's own bars (the Experiment tab's bar counts the trials)."""
+        self._progress_row.setUpdatesEnabled(False)  # one paint of the row, as _update_progress does
+        try:
+            self.epoch_bar.setValue(epoch_percent)
+            self.epoch_bar.setFormat(epoch_text)
+            self.run_bar.setValue(run_percent)
+            self.run_bar.setFormat(f"%p% · {run_text}")
+        finally:
+            self._progress_row.setUpdatesEnabled(True)
+
+    def _close_experiment(self) -> bool:
+        """For request_close: stop a running experiment (asking first) and wait for its thread; False to stay open."""
+        if not self.experiment.is_running():
+            return True
+        if not type(self).confirm_close(self):
+            return False
+        self.experiment.stop()
+        if not self.experiment.wait_finished(CLOSE_WAIT_S):
+            self._say("The experiment does not stop (it is still preparing or saving): wait a moment and close again.")
+            return False
+        return True
+    # ---------------------------------------------------------------- mistakes (ui/train/confusion_view.py)
+    def _wire_mistakes(self) -> None:
+        """The Mistakes tab: the confusion matrix of the last run's model (or of the current model, on demand) on
+        the test split, and the images behind each cell; a chosen image goes to Predict (open_in_predict)."""
+        self.mistakes = ConfusionView(self)
+        i = self.bottom_tabs.addTab(self.mistakes, "Mistakes")
+        self.bottom_tabs.setTabToolTip(i, "Which classes the network mixes up on the test images, and the images "
+                                          "it gets wrong (filled after every run, or with Check on test data)")
+        self.mistakes.example_chosen.connect(self._on_mistake_chosen)
+        self.mistakes.check_requested.connect(self._on_check_mistakes_requested)
+        self.bottom_tabs.currentChanged.connect(self._on_bottom_tab_changed)
+        self._mistakes_serial = 0  # which check is current: the steps of an older one stop
+        #: seconds from the start of the last check to its first and its complete report on screen (bench_confusion)
+        self.mistakes_timing: dict[str, float] = {}
+
+    @property
+    def checking_mistakes(self) -> bool:
+        """A check of the test images is under way (its slices are queued on the runner one after another)."""
+        return not self.mistakes.check_button.isEnabled()
+
+    def check_mistakes(self, model: Any, data: Any, about: str) -> None:
+        """Fill the Mistakes tab with ``model``'s confusion report on the test split of ``data`` (a Dataset, or a
+        source ``load_dataset`` reads), in the background.
+
+        The images are predicted a slice at a time (``ml/confusion.ConfusionJob``, about
+        :data:`MISTAKES_STEP_S` each), each slice one task on the workspace's runner: the matrix appears after
+        the first slice and fills in, and work queued behind (Predict's copy of the new model) waits one slice,
+        not the whole split. A newer check, or a run that starts, ends this one.
+        """
+        import shiboken6
+
+        self._mistakes_serial += 1
+        serial = self._mistakes_serial
+        runner = self._info_runner()
+        started = time.perf_counter()
+        self.mistakes_timing = {}
+        self.mistakes.set_checking(True)
+        self.mistakes.set_message(f"Checking {about}…")
+
+        def first() -> tuple[Any, Any]:
+            from neuralstudio.ml.confusion import ConfusionJob
+
+            ds = _load_test_split(data)
+            job = ConfusionJob(model, ds.x_test, ds.y_test, ds.class_names)
+            return job, job.step(MISTAKES_STEP_S)
+
+        def shown(answer: tuple[Any, Any]) -> None:
+            if serial != self._mistakes_serial or not shiboken6.isValid(self):
+                return
+            job, report = answer
+            self.mistakes.set_report(report, about=about)
+            self.mistakes_timing.setdefault("first_s", time.perf_counter() - started)
+            self.mistakes_timing["show_s"] = max(self.mistakes_timing.get("show_s", 0.0),
+                                                 self.mistakes.last_show_seconds)
+            if report.complete:
+                self.mistakes_timing.update(complete_s=time.perf_counter() - started,
+                                            predict_s=report.predict_seconds, report_s=report.build_seconds)
+                self.mistakes.set_checking(False)
+                self._name_mistakes_tab(report.mistakes)
+            elif self.is_running() or self.experiment.is_running():  # training needs the cores now
+                self.mistakes.set_checking(False)
+                self.mistakes.set_message(f"Stopped checking {about} after {report.examples:,} of "
+                                          f"{report.examples_total:,} images: a run started.")
+            else:
+                runner.submit(lambda: (job, job.step(MISTAKES_STEP_S)), shown, failed,
+                              thread_name="neuralstudio-mistakes")
+
+        def failed(exc: BaseException, _tb: str) -> None:
+            if serial != self._mistakes_serial or not shiboken6.isValid(self):
+                return
+            self.mistakes.set_checking(False)
+            reason = str(exc) if isinstance(exc, (UserError, OSError)) else f"{type(exc).__name__}: {exc}"
+            self.mistakes.set_message(f"Could not check {about}: {reason}",
+                                      error=not isinstance(exc, _NoTestSplitError))
+
+        runner.submit(first, shown, failed, thread_name="neuralstudio-mistakes")
+
+    def _name_mistakes_tab(self, mistakes: int | None) -> None:
+        i = self.bottom_tabs.indexOf(self.mistakes)
+        self.bottom_tabs.setTabText(i, "Mistakes" if mistakes is None else f"Mistakes ({mistakes:,})")
+
+    def _check_run_mistakes(self, result: Any) -> None:
+        """After a run that produced a model: check it on the run's own test split. Submitted before the model is
+        handed over, so the first slice runs before Predict's copy of the model."""
+        model = getattr(result, "model", None)
+        if model is None or self._request is None:
+            return
+        run = getattr(result, "run_id", None)
+        who = f"the model of run {run}" if run else "the run's model"
+        self._name_mistakes_tab(None)
+        self.check_mistakes(model, self._request.dataset, f"{who} on the test images of {self._data_name()}")
+
+    def _check_run_choice(self, rec: RunRecord, model: Any) -> None:
+        """A past run's model chosen in the runs table: checked on its own data when that can still be read (the
+        data set it trained on is the one given to the workspace, a named set, or a file or folder still there)."""
+        from neuralstudio.core.class_names import known_data
+
+        name = rec.data.get("name") if isinstance(rec.data, dict) else None
+        if not isinstance(name, str) or not name:
+            return
+        data: Any = None
+        if self._dataset is not None and getattr(self._dataset, "name", None) == name:
+            data = self._dataset
+        elif known_data(name) is not None or Path(name).exists():
+            data = name
+        if data is None:
+            self.mistakes.set_message(f"The data run {rec.id} trained on ({name}) is not at hand: choose it in the "
+                                      "settings and press Check on test data.")
+            return
+        self.check_mistakes(model, data, f"the model of run {rec.id} on the test images of {name}")
+
+    def _on_check_mistakes_requested(self) -> None:
+        """Check on test data: the current model (as Predict shows it) on the data chosen in the settings."""
+        model = self._current_model if self._current_model is not None else getattr(self.last_result, "model", None)
+        if model is None:
+            self.mistakes.set_message("There is no model to check yet: train a run, or open a model file.", error=True)
+            return
+        if self.is_running() or self.experiment.is_running():
+            self.mistakes.set_message("A run is going: check the model when it ends.", error=True)
+            return
+        problem = "" if self._dataset is not None else self.settings_panel.data_picker.problem()
+        if problem:
+            self.mistakes.set_message(problem, error=True)
+            return
+        who = self._current_label or "the current model"
+        self.check_mistakes(model, self._training_data(), f"{who} on the test images of {self._data_name()}")
+
+    def _on_mistake_chosen(self, image: Any) -> None:
+        self.open_in_predict.emit(image)
+
+    def _on_bottom_tab_changed(self, index: int) -> None:
+        """The Mistakes tab needs room for its matrix and gallery: the lower pane grows to :data:`MISTAKES_HEIGHT`
+        (the plots keep the rest); the learner's own splitter position is kept when it is larger."""
+        split = self.bottom_tabs.parentWidget()
+        if self.bottom_tabs.widget(index) is not self.mistakes or not isinstance(split, QSplitter):
+            return
+        sizes = split.sizes()
+        total = sum(sizes)
+        want = min(MISTAKES_HEIGHT, total - 220)
+        if len(sizes) == 2 and sizes[1] < want:
+            split.setSizes([total - want, want])
+
+
+class _NoTestSplitError(UserError):
+    """The data has no test split to check on: said in the Mistakes tab, not as an error."""
+
+
+def _load_test_split(data: Any) -> Any:
+    """Runs on a runner's plain thread: the data set (loaded when given as a source) with its test split checked."""
+    ds = data
+    if isinstance(data, str):
+        from neuralstudio.ml.data import load_dataset
+
+        ds = load_dataset(data)
+    if getattr(ds, "x_test", None) is None or getattr(ds, "y_test", None) is None or not len(ds.x_test):
+        raise _NoTestSplitError(f"{getattr(ds, 'name', 'the data')} has no test images.")
+    return ds
 
 
 def _file_stem(rec: RunRecord) -> str:
