@@ -11,14 +11,13 @@ step and reports what it found; a second one aborts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
+
+from neuralstudio.cli.terminal import StatusLine, stop_on_first_interrupt
 
 ORDER = 46  # right after train
 
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     design = load_design(args.design)
     control = TrainControl()
     progress = _Progress(sys.stderr, args.steps, enabled=sys.stderr.isatty() and not args.json)
-    with _stop_on_first_interrupt(control):
+    with stop_on_first_interrupt(control, "Stopping after this step (Ctrl+C again to abort)..."):
         result = find_learning_rate(design, args.data, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps,
                                     batch_size=args.batch_size, seed=args.seed, device=args.device,
                                     control=control, on_step=progress.on_step)
@@ -118,46 +117,16 @@ class _Progress:
     """``step 12/100  lr 3.2e-5  loss 2.29`` on one terminal line, redrawn at most 10 times a second."""
 
     def __init__(self, stream: Any, steps: int, enabled: bool) -> None:
-        self.stream, self.steps, self.enabled = stream, steps, enabled
+        self.steps, self.enabled = steps, enabled
+        self.line = StatusLine(stream, enabled)
         self._last = 0.0
-        self._width = 0
 
     def on_step(self, step: int, lr: float, loss: float, smoothed: float) -> None:
         now = time.monotonic()
         if not self.enabled or now - self._last < 0.1:
             return
         self._last = now
-        text = f"step {step + 1}/{self.steps}  learning rate {_lr(lr)}  loss {smoothed:.4f}"
-        self.stream.write("\r" + text + " " * max(0, self._width - len(text)))
-        self.stream.flush()
-        self._width = len(text)
+        self.line.write(f"step {step + 1}/{self.steps}  learning rate {_lr(lr)}  loss {smoothed:.4f}")
 
     def clear(self) -> None:
-        if self.enabled and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
-
-
-@contextlib.contextmanager
-def _stop_on_first_interrupt(control: Any) -> Iterator[None]:
-    """The first Ctrl+C asks the sweep to stop (what it found is still reported), a second one aborts.
-
-    Only on the main thread: elsewhere (a test calling the command from a thread) Python's default stays.
-    """
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if control.stop_requested:
-            raise KeyboardInterrupt
-        control.request_stop()
-        print("\nStopping after this step (Ctrl+C again to abort)...", file=sys.stderr)
-
-    try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        self.line.clear()

@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from neuralstudio.cli.terminal import StatusLine, stop_on_first_interrupt
 from neuralstudio.core.errors import UserError
 
 ORDER = 47
@@ -126,7 +127,8 @@ def _run_here(study: Any, spec: Any, args: argparse.Namespace) -> int:
     if not args.worker and not args.json:
         _print_estimate(spec, args)
     control = SweepControl()
-    with _stop_on_sigint(control):
+    with stop_on_first_interrupt(control, "Stopping after this batch; finished trials are kept (Ctrl+C again "
+                                          "to abort)..."):
         run_sweep(study, spec, reporter=progress, control=control, runs_store=RunsStore(args.runs))
     progress.clear()
     if args.worker:
@@ -194,7 +196,7 @@ class SweepProgress:
         self._best: tuple[float, int] | None = None
         self._number = 0
         self._epoch = ""
-        self._width = 0
+        self.line = StatusLine(stream, enabled)
 
     def on_trial_started(self, number: int, values: dict[str, Any]) -> None:
         self._number, self._epoch = number, ""
@@ -242,40 +244,10 @@ class SweepProgress:
         self._write(f"[{bar:<20}] {n}/{total} trials  trial {self._number} {self._epoch}  {best}  left {left}")
 
     def _write(self, text: str) -> None:
-        self.stream.write("\r" + text + " " * max(0, self._width - len(text)))
-        self.stream.flush()
-        self._width = len(text)
+        self.line.write(text)
 
     def clear(self) -> None:
-        if self.enabled and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
-
-
-class _stop_on_sigint:  # noqa: N801 - used as a context manager, reads as one
-    """The first Ctrl+C stops the experiment gracefully, a second aborts (as ``train`` does)."""
-
-    def __init__(self, control: Any) -> None:
-        self.control = control
-        self.previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.control.stop_requested:
-            raise KeyboardInterrupt
-        self.control.request_stop()
-        print("\nStopping after this batch; finished trials are kept (Ctrl+C again to abort)...", file=sys.stderr)
-
-    def __enter__(self) -> _stop_on_sigint:
-        try:
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread
-            self.previous = None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        self.line.clear()
 
 
 # ----------------------------------------------------------------------------- read back

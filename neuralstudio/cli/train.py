@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 import time
 from typing import Any, TextIO
+
+from neuralstudio.cli.terminal import StatusLine, stop_on_first_interrupt
 
 ORDER = 45
 
@@ -67,18 +68,13 @@ class ProgressBar:
         self.epochs = epochs
         self.enabled = enabled
         self._last = 0.0
-        self._width = 0
+        self._line = StatusLine(stream, enabled)
 
     def _write(self, text: str) -> None:
-        pad = max(0, self._width - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self._width = len(text)
+        self._line.write(text)
 
     def _clear(self) -> None:
-        if self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self._width = 0
+        self._line.clear()
 
     def on_batch(self, epoch: int, batch: int, logs: dict[str, float]) -> None:
         now = time.monotonic()
@@ -180,22 +176,8 @@ def run(args: argparse.Namespace) -> int:
                       mixed_precision=args.mixed_precision, runs_store=RunsStore(args.runs), reporter=bar,
                       control=control, out_path=args.out, layer_stats=args.layer_stats)
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if control.stop_requested:
-            raise KeyboardInterrupt
-        control.request_stop()
-        print("\nStopping after this batch (Ctrl+C again to abort)...", file=sys.stderr)
-
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread (e.g. called from a test thread): keep the default
-        previous = None
-    try:
+    with stop_on_first_interrupt(control, "Stopping after this batch (Ctrl+C again to abort)..."):
         result = trainer.run()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
     if result.status == "failed":
         raise UserError(result.message)

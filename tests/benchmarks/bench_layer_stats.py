@@ -25,32 +25,16 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from bench_trainer import BufferReporter as TrainerBufferReporter  # noqa: E402 - a sibling script
+
 TEMPLATES = ("mnist-cnn", "nielsen-784-30-10")
 
 
-class BufferReporter:
+class BufferReporter(TrainerBufferReporter):
     """What the GUI reporter does on the training thread: append to a buffer (the statistics too)."""
-
-    def __init__(self) -> None:
-        self.buffer: list = []
-
-    def on_batch(self, epoch, batch, logs):
-        self.buffer.append((epoch, batch, logs))
-
-    def on_epoch(self, epoch, logs):
-        self.buffer.append((epoch, logs))
-
-    def on_log(self, message):
-        self.buffer.append(message)
 
     def on_layer_stats(self, epoch, stats):
         self.buffer.append((epoch, stats))
-
-    def on_finished(self, result):
-        pass
-
-    def on_failed(self, message):
-        print("FAILED:", message, file=sys.stderr)
 
 
 def _run(design, ds, epochs: int, on: bool) -> tuple[float, float, float, int]:
