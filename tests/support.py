@@ -58,3 +58,17 @@ def dense_model(inputs: int = 4, units: int = 3, *, name: str = "out") -> Any:
     import keras
 
     return keras.Sequential([keras.Input((inputs,)), keras.layers.Dense(units, activation="softmax", name=name)])
+
+
+def skip_unless_exportable(fmt: str) -> None:
+    """Skip a test of export format ``fmt`` on a Keras backend that cannot write it (savedmodel on PyTorch,
+    litert and onnx on JAX...): the refusal itself is tested in tests/ml/test_backends.py."""
+    import keras
+    import pytest
+
+    from neuralstudio.ml.export_formats import FORMATS
+
+    f = FORMATS.get(fmt)
+    why = f.refusal(keras.backend.backend()) if f is not None else None
+    if why:
+        pytest.skip(why)

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="also print what TensorFlow and Keras report (start-up lines, warnings); "
                              "may be given anywhere on the line")
+    parser.add_argument("--backend", metavar="NAME", choices=("tensorflow", "jax", "torch"),
+                        help="the Keras backend to run on: tensorflow (default), jax or torch; overrides "
+                             "KERAS_BACKEND and the app's saved choice; may be given anywhere on the line")
     parser.add_argument("--self-test", action="store_true",
                         help="check headless that this installation works (templates, data, bundled model, "
                              "prediction, main window), print a report and exit (0 = all passed)")
@@ -114,14 +117,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = VERBOSE_FLAG in argv[: argv.index("--") if "--" in argv else len(argv)]
     if verbose:  # a global option, wherever it is written: `neuralstudio info m.keras --verbose` too
         argv.remove(VERBOSE_FLAG)
+    backend, argv = _take_backend(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv if backend is None else ["--backend", backend, *argv])
     with quiet_console(verbose):
         return _run(parser, args, argv)
 
 
+def _take_backend(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``--backend NAME`` (or ``--backend=NAME``) wherever it is written before ``--``, and the other arguments.
+
+    A global option like ``--verbose``: ``neuralstudio train net.nsd --backend jax`` is as natural to write as
+    ``neuralstudio --backend jax train net.nsd``, and the backend must be known before any command imports Keras.
+    """
+    end = argv.index("--") if "--" in argv else len(argv)
+    head, tail = argv[:end], argv[end:]
+    backend = None
+    rest: list[str] = []
+    i = 0
+    while i < len(head):
+        arg = head[i]
+        if arg == "--backend" and i + 1 < len(head):
+            backend, i = head[i + 1], i + 2
+            continue
+        if arg.startswith("--backend="):
+            backend = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+        i += 1
+    return backend, rest + tail
+
+
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     try:
+        from neuralstudio.ml.backends import select
+
+        # before any command imports Keras; the app starts on TensorFlow if its saved choice is gone
+        select(args.backend, fall_back=args.command in (None, "gui"))
         if args.self_test:
             from neuralstudio.self_test import run_self_test
 

@@ -7,6 +7,11 @@ point (CLI, GUI worker thread, tests) gets the same quiet TensorFlow backend.
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from neuralstudio.ml import backends as _backends
+
+try:  # --backend, the app's saved choice, else TensorFlow; a bad KERAS_BACKEND is refused by backends.select()
+    os.environ.setdefault("KERAS_BACKEND", _backends.requested().name)
+except _backends.BackendError:
+    pass
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

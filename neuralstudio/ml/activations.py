@@ -359,8 +359,8 @@ def unavailable_views(model: Any) -> dict[str, str]:
     from neuralstudio.ml.gradients import gradients_available
 
     if not gradients_available():
-        reasons[SALIENCY] = (f"Gradients are not available on the {keras.backend.backend()} backend yet, so there "
-                             "is no saliency: set KERAS_BACKEND=tensorflow to see it.")
+        reasons[SALIENCY] = (f"Gradients are not available on the {keras.backend.backend()} backend, so there is no "
+                             "saliency: choose TensorFlow, JAX or PyTorch (--backend) to see it.")
     return reasons
 
 
@@ -536,17 +536,11 @@ class ActivationProbe:
 
         # The one input as a tensor, not a list: called with one tensor, a list-input model warns on every trace.
         probe = keras.Model(self.model.inputs[0], [*tensors, self.model.outputs[0]], name=f"{self.model.name}_probe")
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+        from neuralstudio.ml.backends import active, forward_function
 
-            spec = tf.TensorSpec((None, *self.reshape), tf.float32)
-
-            @tf.function(input_signature=[spec], reduce_retracing=True)
-            def call(x: Any) -> Any:
-                return probe(x, training=False)
-
-            return lambda x: list(call(x))
-        return lambda x: list(probe(x, training=False))
+        # TensorFlow's tensors, so that GradientTape can differentiate the same call (see _Forward); NumPy elsewhere
+        call = forward_function(probe, self.reshape, to_numpy=active() != "tensorflow")
+        return lambda x: list(call(x))
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -590,6 +584,10 @@ class ActivationProbe:
                 on_activations(activations)
             return Look(activations, None, np.asarray(outputs[-1])[0].reshape(-1), int(class_index),
                         self.reasons[SALIENCY])
+        from neuralstudio.ml.backends import active
+
+        if active() != "tensorflow":
+            return self._look_then_differentiate(x, batch, class_index, on_activations)
         box: dict[str, list[LayerActivation]] = {}
 
         def hook(outputs: Sequence[Any]) -> None:
@@ -616,4 +614,29 @@ class ActivationProbe:
             error, forward.hook_error = forward.hook_error, None
             raise error
         return Look(box["activations"], _gradient_times_input(gradient[0], x), np.asarray(output)[0].reshape(-1),
+                    int(class_index))
+
+    def _look_then_differentiate(self, x: np.ndarray, batch: np.ndarray, class_index: int,
+                                 on_activations: Callable[[list[LayerActivation]], None] | None) -> Look:
+        """:meth:`look` on JAX and PyTorch: the compiled forward pass for the views, then the backend's own gradient.
+
+        Neither hands out the layer outputs of the pass it differentiates as values (JAX traces it, PyTorch would
+        record autograd through the probe), so the gradient runs its own forward pass: one more forward, cheap
+        next to the backward pass.
+        """
+        from neuralstudio.ml.gradients import input_gradient
+
+        outputs = self._fn(batch)
+        activations = self._activations(outputs[:-1])
+        if on_activations is not None:
+            on_activations(activations)
+        try:
+            gradient = input_gradient(self.model, batch, int(class_index))
+        except Exception as exc:  # noqa: BLE001 - a layer without a gradient: the other views still apply
+            self.reasons[SALIENCY] = ("The gradient through this model could not be taken, so there is no saliency: "
+                                      f"{type(exc).__name__}: {exc}")
+            self.explanation = " ".join(dict.fromkeys(self.reasons.values()))
+            return Look(activations, None, np.asarray(outputs[-1])[0].reshape(-1), int(class_index),
+                        self.reasons[SALIENCY])
+        return Look(activations, _gradient_times_input(gradient[0], x), np.asarray(outputs[-1])[0].reshape(-1),
                     int(class_index))

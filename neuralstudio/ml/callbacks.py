@@ -191,6 +191,9 @@ class EngineCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def _snapshot(self, epoch: int, batch: int) -> None:
+        from neuralstudio.ml.backends import sync_variables
+
+        sync_variables(self.model)  # mid-epoch on JAX the variables lag fit's own state
         self.state.last_good = (self.model.get_weights(), epoch, batch)
         self._last_snapshot = time.perf_counter()
 

@@ -326,19 +326,9 @@ class BatchPredictor:
         self._copied = False
 
     def _make_function(self, model: Any) -> Any:
-        import keras
+        from neuralstudio.ml.backends import forward_function
 
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
-
-            @tf.function(input_signature=[spec], reduce_retracing=True)
-            def call(x: Any) -> Any:
-                return model(x, training=False)
-
-            return lambda x: call(x).numpy()
-        return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+        return forward_function(model, self.input_shape)
 
     def adapt(self, x: Any) -> np.ndarray:
         """``x`` reshaped to the model's input where that is unambiguous (a channel axis, flattening), float32."""

@@ -25,6 +25,10 @@ PREFIX = "CustomGradient-"
 
 def _registry() -> dict[str, Any] | None:
     """TensorFlow's gradient registry (private API: None if it has moved, and then nothing is dropped)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # only TensorFlow has the registry (and the leak)
+        return None
     try:
         from tensorflow.python.framework import ops
 

@@ -165,8 +165,13 @@ def ensure_called(model: Any) -> None:
                           "then export it.")
     if getattr(model, "_called", True):
         return
+    import keras
+
     batch = [np.zeros([1 if d is None else int(d) for d in t.shape], dtype="float32") for t in inputs]
-    model.predict_on_batch(batch[0] if len(batch) == 1 else batch)
+    if keras.backend.backend() == "tensorflow":
+        model.predict_on_batch(batch[0] if len(batch) == 1 else batch)
+    else:  # JAX's predict_on_batch runs a stateless call that does not mark the model as called
+        model(batch[0] if len(batch) == 1 else batch, training=False)
 
 
 # --------------------------------------------------------------------------- writers
@@ -510,11 +515,16 @@ def export_model(
         neuralstudio.ml.verify.VerificationError: the artifact does not match the model (nothing was moved
             into place; a previous file or folder at ``path`` is unchanged).
     """
+    import keras
+
     f = get_format(fmt)
+    if why := f.refusal(keras.backend.backend()):  # first: no other advice matters for this format here
+        raise ExportError(why)
     quantize = check_quantize(f, quantize)
     target = Path(path).expanduser()
     _check_target(f, target)
-    f.require_packages(verify=verify)  # a missing converter or runtime is a message before any conversion
+    # a missing converter or runtime is a message before any conversion
+    f.require_packages(verify=verify, backend=keras.backend.backend())
     try:
         return _export_staged(model, target, f, quantize=quantize, design=design, verify=verify, trusted=trusted,
                               samples=samples)

@@ -62,6 +62,10 @@ class ExportFormat:
         requires: optional packages the writer needs (import names).
         verify_requires: optional packages the verification needs to run the artifact.
         extra: the ``pip install 'neuralstudio[EXTRA]'`` extra that brings ``requires`` and ``verify_requires``.
+        backends: the Keras backends whose exporter writes this format (Keras's own exporters; measured here).
+        backend_requires: per backend, the packages its writer needs instead of ``requires`` (ONNX: tf2onnx on
+            TensorFlow, jax2onnx on JAX, PyTorch's own ``torch.onnx``).
+        unsupported: per backend not in ``backends``, why not, in a sentence that names what to do instead.
     """
 
     name: str
@@ -76,6 +80,9 @@ class ExportFormat:
     requires: tuple[str, ...] = ()
     verify_requires: tuple[str, ...] = ()
     extra: str = ""
+    backends: tuple[str, ...] = ("tensorflow", "jax", "torch")
+    backend_requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    unsupported: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.folder != bool(self.files):
@@ -136,31 +143,50 @@ class ExportFormat:
         return src.parent / name
 
     # ------------------------------------------------------------------ capabilities
-    def missing_packages(self, *, verify: bool = True) -> list[str]:
+    def writer_requires(self, backend: str | None = None) -> tuple[str, ...]:
+        """The optional packages the writer needs on ``backend`` (the registry's default list when None)."""
+        return dict(self.backend_requires).get(backend or "", self.requires)
+
+    def missing_packages(self, *, verify: bool = True, backend: str | None = None) -> list[str]:
         """The optional packages this format needs (to write, and to verify when ``verify``) that are not installed.
 
         ``importlib.util.find_spec`` finds a package without importing it, so this stays cheap.
         """
-        names = self.requires + (self.verify_requires if verify else ())
+        names = self.writer_requires(backend) + (self.verify_requires if verify else ())
         return [n for n in names if importlib.util.find_spec(n) is None]
 
-    def install_hint(self) -> str:
+    def install_hint(self, backend: str | None = None) -> str:
         """``pip install 'neuralstudio[onnx]' (tf2onnx, onnx, onnxruntime)``, or "" when nothing is optional."""
         if not self.extra:
             return ""
-        return f"pip install 'neuralstudio[{self.extra}]' ({', '.join(self.requires + self.verify_requires)})"
+        return (f"pip install 'neuralstudio[{self.extra}]' "
+                f"({', '.join(self.writer_requires(backend) + self.verify_requires)})")
 
-    def require_packages(self, *, verify: bool = True) -> None:
-        """Refuse, before anything is written, an export whose optional packages are not installed.
+    def refusal(self, backend: str) -> str | None:
+        """Why this format cannot be written on ``backend`` (None when it can): said before anything is done."""
+        if backend in self.backends:
+            return None
+        why = dict(self.unsupported).get(backend, "")
+        return (f"The {self.name} export is not available on the {_BACKEND_LABELS.get(backend, backend)} backend"
+                + (f": {why}." if why else ".") + " Nothing was written.")
+
+    def require_packages(self, *, verify: bool = True, backend: str | None = None) -> None:
+        """Refuse, before anything is written, an export that ``backend`` cannot write or whose optional packages
+        are not installed.
 
         Raises:
-            ExportError: a package is missing; the message says what to install.
+            ExportError: the backend has no exporter for it, or a package is missing; the message says what to do.
         """
-        missing = self.missing_packages(verify=verify)
+        if backend is not None and (why := self.refusal(backend)):
+            raise ExportError(why)
+        missing = self.missing_packages(verify=verify, backend=backend)
         if missing:
             verb = "is" if len(missing) == 1 else "are"
             raise ExportError(f"The {self.name} export needs {' and '.join(missing)}, which {verb} not installed: "
-                              f"{self.install_hint()}, then export again.")
+                              f"{self.install_hint(backend)}, then export again.")
+
+
+_BACKEND_LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -173,11 +199,26 @@ FORMATS: dict[str, ExportFormat] = {
                      "the same architecture in Keras: model.load_weights"),
         ExportFormat("savedmodel", "", "TensorFlow SavedModel (folder)",
                      "TF Serving, tf.saved_model.load, TensorFlow.js converter",
-                     files=(SAVEDMODEL_MARKER, "fingerprint.pb", "variables", "assets")),
+                     files=(SAVEDMODEL_MARKER, "fingerprint.pb", "variables", "assets"),
+                     backends=("tensorflow", "jax"),
+                     unsupported=(("torch", "Keras writes SavedModels from TensorFlow and JAX models only (its "
+                                   "PyTorch path fails on torch.export's shapes). Export onnx or keras instead, "
+                                   "or start NeuralStudio with --backend tensorflow and export the .keras file "
+                                   "from there"),)),
         ExportFormat("litert", ".tflite", "LiteRT / TensorFlow Lite (.tflite)",
-                     "Android, iOS, microcontrollers: the LiteRT interpreter", quantize=("dynamic",)),
+                     "Android, iOS, microcontrollers: the LiteRT interpreter", quantize=("dynamic",),
+                     backends=("tensorflow",),
+                     unsupported=(("jax", "Keras's LiteRT exporter needs the TensorFlow or PyTorch backend. Save the "
+                                   "model as .keras and export it with --backend tensorflow"),
+                                  ("torch", "Keras's LiteRT exporter needs the litert-torch package there, which "
+                                   "NeuralStudio does not install or verify. Save the model as .keras and export it "
+                                   "with --backend tensorflow"))),
         ExportFormat("onnx", ".onnx", "ONNX (.onnx)", "onnxruntime, OpenVINO, TensorRT, other frameworks",
-                     requires=("tf2onnx", "onnx"), verify_requires=("onnxruntime",), extra="onnx"),
+                     requires=("tf2onnx", "onnx"), verify_requires=("onnxruntime",), extra="onnx",
+                     backends=("tensorflow", "torch"), backend_requires=(("torch", ("onnx",)),),
+                     unsupported=(("jax", "Keras's JAX path (jax2onnx 0.17) wrote a convnet's MaxPool as a node "
+                                   "onnxruntime refuses (measured here). Save the model as .keras and export it "
+                                   "with --backend tensorflow or torch"),)),
         ExportFormat("python", "", "Python code + weights (folder)",
                      "model.py rebuilds and trains the network in plain Keras, loads the trained weights",
                      files=(PYTHON_SCRIPT, PYTHON_WEIGHTS), byproducts=(PYTHON_CACHE,), uses_design=True),

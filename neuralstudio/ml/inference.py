@@ -431,21 +431,10 @@ class Predictor:
             self.predict_batch(np.zeros((1, 28, 28), dtype=np.float32))
 
     def _make_function(self) -> Any:
-        """One traced graph function for a batch of one (no data pipeline, no callbacks)."""
-        import keras
+        """One compiled function for a batch (no data pipeline, no callbacks): ``ml/backends.forward_function``."""
+        from neuralstudio.ml.backends import forward_function
 
-        model = self.model
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            spec = tf.TensorSpec((None, *self.reshape), tf.float32)
-
-            @tf.function(input_signature=[spec], reduce_retracing=True)
-            def call(x: Any) -> Any:
-                return model(x, training=False)
-
-            return lambda x: call(x).numpy()
-        return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+        return forward_function(self.model, self.reshape)
 
     def raw_batch(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """The model's own outputs ``(n, units)`` for ``n`` prepared 28x28 images (values in [0, 1])."""

@@ -119,6 +119,7 @@ class LayerStatsRecorder:
         self.reporter = reporter
         self.log = log
         self.min_interval_s = float(min_interval_s)
+        self._taken = 0
         #: the end-of-epoch snapshots, one list of layer dicts per epoch (what ``RunResult.layer_stats`` holds)
         self.per_epoch: list[list[dict[str, Any]]] = []
         #: seconds the snapshots took in all
@@ -164,9 +165,11 @@ class LayerStatsRecorder:
         """The statistics of every trainable layer now (raises on failure; the hooks catch and log it)."""
         import keras
 
+        from neuralstudio.ml.backends import sync_variables
         from neuralstudio.ml.gradients import layer_gradients
 
         model = self._model
+        sync_variables(model)  # within an epoch on JAX the variables lag fit's own state
         saved = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
         try:
             grads = layer_gradients(model, self.x_probe, self.y_probe, self.loss)
@@ -217,7 +220,9 @@ class LayerStatsRecorder:
             return None
         cost = time.perf_counter() - t0
         self.seconds += cost
-        self._interval = max(self.min_interval_s, cost / MAX_OVERHEAD)
+        if self._taken:  # the first one also compiles the gradient (JAX: 0.3-1 s): it says nothing of the next
+            self._interval = max(self.min_interval_s, cost / MAX_OVERHEAD)
+        self._taken += 1
         self._last_t = time.perf_counter()
         report = getattr(self.reporter, "on_layer_stats", None)
         if report is not None:

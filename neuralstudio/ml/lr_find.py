@@ -379,12 +379,15 @@ def _callback(sweep: _Sweep) -> Any:
     """
     import keras
 
+    from neuralstudio.ml.backends import sync_variables
+
     control = sweep.control
 
     class LrSweepCallback(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             if control.is_paused:
                 control.wait_while_paused()
+            sync_variables(self.model)  # on JAX, else the new rate never reaches fit's own state
             self.model.optimizer.learning_rate = sweep.rate(batch)
             self.model.reset_metrics()
 

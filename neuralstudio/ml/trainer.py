@@ -287,12 +287,14 @@ class Trainer:
     def _run_reporting_errors(self) -> RunResult:
         """:meth:`_run` with every exception turned into a ``failed`` result: a worker thread must never die
         silently, and the GUI only shows what went wrong (Orange's ``concurrent.py`` pattern)."""
+        from neuralstudio.ml.backends import release_memory
         from neuralstudio.ml.custom_gradients import released_custom_gradients
 
         t0 = time.perf_counter()
         try:
             with released_custom_gradients():  # else each run's traced graphs stay in memory
                 result = self._run(t0)
+            release_memory()  # what the backend caches for this run (PyTorch's CUDA cache)
         except UserError as exc:
             return self._failed(str(exc), t0)
         except MemoryError:
@@ -452,14 +454,17 @@ class Trainer:
     def _engine_callback(self, settings: TrainingSettings, data: _Data, replicas: int) -> Any:
         """The one callback that reports, polls stop/pause, catches NaN, early-stops and measures step time.
 
-        Step-time tuning is off with several replicas: their executions are not the Python-bound kind it helps.
+        Step-time tuning is off with several replicas (their executions are not the Python-bound kind it helps) and
+        on PyTorch, whose Keras trainer runs one step per execution.
         """
+        from neuralstudio.ml.backends import max_steps_per_execution
         from neuralstudio.ml.callbacks import EngineCallback
 
+        tunable = max_steps_per_execution() != 1  # PyTorch: one step per execution, nothing to tune
         return EngineCallback(reporter=self.reporter, control=self.control, record=self.record,
                               save_record=self._save_record, train_samples=data.n_train,
                               batch_size=data.batch_size, epochs=settings.epochs, patience=settings.early_stopping,
-                              tune=self.tune_steps_per_execution and replicas == 1)
+                              tune=self.tune_steps_per_execution and replicas == 1 and tunable)
 
     def _layer_stats_recorder(self, settings: TrainingSettings, data: _Data) -> Any:
         """With ``layer_stats``: the recorder whose callback joins every ``fit`` (None without). Its probe
@@ -507,21 +512,34 @@ class Trainer:
         a new ``fit`` continues at the next epoch. The data is copied into tensors once for the whole run, and
         each ``fit`` reads one iterator that shuffles every epoch anew (see ``ml/input_pipeline.py``).
         """
+        from neuralstudio.ml.backends import feeds_tf_data
         from neuralstudio.ml.input_pipeline import batches, steps_per_epoch, to_tensors
 
         spe, first_epoch = 1, 0
         fit_t0 = time.perf_counter()  # the copy into tensors counts, as it does inside a plain fit
-        x_train, y_train, x_val, y_val = to_tensors(data.x_train, data.y_train, data.x_val, data.y_val)
-        val_batches = batches(x_val, y_val, data.batch_size, shuffle=False) if x_val is not None else None
+        tf_data = feeds_tf_data()
+        if tf_data:
+            x_train, y_train, x_val, y_val = to_tensors(data.x_train, data.y_train, data.x_val, data.y_val)
+            val_batches = batches(x_val, y_val, data.batch_size, shuffle=False) if x_val is not None else None
+        else:  # JAX, PyTorch: fit slices the arrays itself and shuffles them every epoch (ml/backends.py)
+            x_train, y_train = data.x_train, data.y_train
+            val_batches = (data.x_val, data.y_val) if data.x_val is not None else None
         compile_model(spe)  # also when a stop came before the first batch: evaluating needs a compiled model
         while not self.control.stop_requested:
             cb.begin_fit(spe, first_epoch)
+            callbacks = [cb, *(extra_callbacks or [])]
             with placement.scope():
-                # one iterator for all the epochs of this call, each epoch shuffled anew (so fit's own shuffle is off)
-                train = batches(x_train, y_train, data.batch_size, shuffle=True, repeat=True, skip_epochs=first_epoch)
-                model.fit(train, steps_per_epoch=steps_per_epoch(data.n_train, data.batch_size),
-                          epochs=settings.epochs, initial_epoch=first_epoch, validation_data=val_batches,
-                          shuffle=False, verbose=0, callbacks=[cb, *(extra_callbacks or [])])
+                if tf_data:
+                    # one iterator for all the epochs of this call, each epoch shuffled anew (fit's own shuffle off)
+                    train = batches(x_train, y_train, data.batch_size, shuffle=True, repeat=True,
+                                    skip_epochs=first_epoch)
+                    model.fit(train, steps_per_epoch=steps_per_epoch(data.n_train, data.batch_size),
+                              epochs=settings.epochs, initial_epoch=first_epoch, validation_data=val_batches,
+                              shuffle=False, verbose=0, callbacks=callbacks)
+                else:
+                    model.fit(x_train, y_train, batch_size=data.batch_size, epochs=settings.epochs,
+                              initial_epoch=first_epoch, validation_data=val_batches,
+                              validation_batch_size=data.batch_size, shuffle=True, verbose=0, callbacks=callbacks)
             retuned = _steps_per_execution_next(cb.state)
             if retuned is None:
                 break
@@ -584,11 +602,16 @@ class Trainer:
         is kept, so larger batches only cost memory and save per-step overhead."""
         if data.x_test is None or (result.status == "stopped" and not self.test_stopped):
             return
+        from neuralstudio.ml.backends import feeds_tf_data
         from neuralstudio.ml.input_pipeline import batches, to_tensors
 
-        test_batches = batches(*to_tensors(data.x_test, data.y_test), data.eval_batch, shuffle=False)
         with placement.scope():
-            scores = model.evaluate(test_batches, verbose=0, return_dict=True)
+            if feeds_tf_data():
+                test_batches = batches(*to_tensors(data.x_test, data.y_test), data.eval_batch, shuffle=False)
+                scores = model.evaluate(test_batches, verbose=0, return_dict=True)
+            else:
+                scores = model.evaluate(data.x_test, data.y_test, batch_size=data.eval_batch, verbose=0,
+                                        return_dict=True)
         result.test_loss = _finite_or_none(scores.get("loss"))
         result.test_accuracy = _finite_or_none(scores.get("accuracy"))
 

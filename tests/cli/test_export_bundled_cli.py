@@ -13,6 +13,8 @@ import pytest
 
 pytest.importorskip("keras")
 
+from support import skip_unless_exportable  # noqa: E402
+
 from neuralstudio.cli import main  # noqa: E402
 from neuralstudio.core.paths import bundled_models_dir  # noqa: E402
 from neuralstudio.ml.export_formats import FORMATS  # noqa: E402
@@ -27,6 +29,7 @@ def _format_param(name: str) -> object:
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", [_format_param(n) for n in FORMATS])
 def test_bundled_model_exports_and_verifies(tmp_path, capsys, fmt):
+    skip_unless_exportable(fmt)
     model = bundled_models_dir() / "digits.keras"
     assert model.is_file(), "models/digits.keras is missing: run python tools/train_bundled_model.py"
     f = FORMATS[fmt]

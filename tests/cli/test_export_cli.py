@@ -10,6 +10,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from support import skip_unless_exportable  # noqa: E402
+
 from neuralstudio.cli import main  # noqa: E402
 from neuralstudio.ml.export_formats import FORMATS, QUANTIZE_CHOICES  # noqa: E402
 
@@ -48,6 +50,7 @@ def test_export_help_lists_exactly_the_registry_formats(capsys, monkeypatch):
 
 
 def test_export_litert_quantized_prints_the_verification(model_file, tmp_path, capsys):
+    skip_unless_exportable("litert")
     out = tmp_path / "digits.tflite"
     rc = main(["export", str(model_file), "--format", "litert", "--quantize", "dynamic", "-o", str(out)])
     text = capsys.readouterr().out

@@ -105,7 +105,7 @@ def test_first_layer_filters(cnn):
     assert filters.images.shape == (6, 3, 3) and filters.note == ""
     kernel = model.get_layer("conv_a").get_weights()[0][:, :, 0, :]
     np.testing.assert_allclose(filters.images, np.moveaxis(0.5 + 0.5 * kernel / np.abs(kernel).max(), -1, 0),
-                               rtol=1e-5)
+                               rtol=1e-5, atol=1e-7)  # float32 rounding differs by backend (JAX: 1e-8 apart)
     assert filters.images.min() >= 0.0 and filters.images.max() <= 1.0
 
     none = first_layer_filters(dense_only())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import keras
 import pytest
 
 from neuralstudio.ml import devices
@@ -28,7 +30,7 @@ def test_report_lists_the_cpu():
     report = devices.device_report()
     assert any(d.kind == "CPU" for d in report.physical)
     text = report.format()
-    assert "CPU:0" in text and report.tensorflow_version in text
+    assert "CPU:0" in text and report.backend_version in text
     if not report.gpus:
         assert report.gpu_reason and "No GPU is used" in text
 
@@ -42,12 +44,18 @@ def test_device_specs():
         devices.resolve("tpu")
     with pytest.raises(DeviceError, match="gpu:N"):
         devices.resolve("gpu:x")
+    torch = keras.backend.backend() == "torch"
     if not devices.device_report().gpus:
-        for spec in ("gpu", "gpu:1", "all-gpus"):
+        for spec in ("gpu", "gpu:1") if torch else ("gpu", "gpu:1", "all-gpus"):
             with pytest.raises(DeviceError, match="asks for a GPU"):
                 devices.resolve(spec)
-    with pytest.raises(DeviceError, match="logical CPU"):
-        devices.resolve("all-cpus")  # this process has one logical CPU device
+    if torch:  # Keras's distribution API is JAX's: PyTorch trains on one device, and says so
+        for spec in ("all-gpus", "all-cpus"):
+            with pytest.raises(DeviceError, match="not available on the PyTorch backend"):
+                devices.resolve(spec)
+    else:
+        with pytest.raises(DeviceError, match="logical CPU"):
+            devices.resolve("all-cpus")  # this process has one logical CPU device
 
 
 MIRRORED = textwrap.dedent("""
@@ -70,19 +78,23 @@ MIRRORED = textwrap.dedent("""
     r = Trainer(Design(graph=g), dataset=ds, device="all-cpus",
                 settings=TrainingSettings(epochs=1, batch_size=64, learning_rate=0.01)).run()
     print(json.dumps({"status": r.status, "message": r.message, "replicas": placement.replicas,
-                      "strategy": type(getattr(r.model, "distribute_strategy", None)).__name__,
+                      "strategy": type(placement.strategy).__name__,
                       "device": r.device,
                       "test_accuracy": r.test_accuracy, "train_samples": r.train_samples}))
 """)
 
 
-def test_mirrored_strategy_trains_on_two_logical_cpus():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+@pytest.mark.parametrize(("backend", "strategy"), [("tensorflow", "MirroredStrategy"), ("jax", "DataParallel")])
+def test_data_parallel_training_on_two_logical_cpus(backend, strategy):
+    """all-cpus: TensorFlow's MirroredStrategy, and Keras's distribution API on JAX (the same path as all-gpus)."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
     proc = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["status"] == "finished", out["message"]
-    assert out["replicas"] == 2 and out["strategy"] == "MirroredStrategy"
+    assert out["replicas"] == 2 and out["strategy"] == strategy
     assert "2 logical CPUs" in out["device"] and out["test_accuracy"] > 0.2
     # 231 training examples leave a last batch of 39 that cannot split over 2 replicas: one is dropped
     assert out["train_samples"] == 230

@@ -12,6 +12,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from support import skip_unless_exportable  # noqa: E402
+
 from neuralstudio.ml import export as export_mod  # noqa: E402
 from neuralstudio.ml.export import FORMATS, ExportError, export_model, get_format  # noqa: E402
 from neuralstudio.ml.verify import VerificationError, verify_export  # noqa: E402
@@ -67,6 +69,7 @@ FILE_CASES = [
 
 @pytest.mark.parametrize(("fmt", "name", "quantize"), FILE_CASES, ids=lambda v: str(v))
 def test_file_formats_round_trip_and_verify(trained, tmp_path, fmt, name, quantize):
+    skip_unless_exportable(fmt)
     model, _ = trained
     result = export_model(model, tmp_path / name, fmt, quantize=quantize)
     assert result.path == tmp_path / name and result.path.is_file() and result.size_bytes > 0
@@ -80,6 +83,7 @@ def test_file_formats_round_trip_and_verify(trained, tmp_path, fmt, name, quanti
 
 
 def test_quantized_litert_is_smaller_and_runs_in_the_interpreter(trained, tmp_path):
+    skip_unless_exportable("litert")
     model, _ = trained
     plain = export_model(model, tmp_path / "f.tflite", "litert")
     quant = export_model(model, tmp_path / "q.tflite", "litert", quantize="dynamic")
@@ -99,6 +103,7 @@ def test_quantized_litert_is_smaller_and_runs_in_the_interpreter(trained, tmp_pa
 
 
 def test_savedmodel_serves_the_same_outputs(trained, tmp_path):
+    skip_unless_exportable("savedmodel")
     import tensorflow as tf
 
     model, _ = trained
@@ -110,6 +115,7 @@ def test_savedmodel_serves_the_same_outputs(trained, tmp_path):
 
 
 def test_onnx_round_trip_with_onnxruntime(trained, tmp_path):
+    skip_unless_exportable("onnx")
     pytest.importorskip("tf2onnx", reason="the onnx extra (tf2onnx, onnx, onnxruntime) is not installed")
     ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     model, _ = trained
@@ -123,6 +129,7 @@ def test_onnx_round_trip_with_onnxruntime(trained, tmp_path):
 
 def test_verification_catches_a_different_model(trained, tmp_path):
     """An artifact that does not compute what the model computes is reported as FAILED."""
+    skip_unless_exportable("litert")
     model, _ = trained
     export_model(model, tmp_path / "m.tflite", "litert", verify=False)
     rep = verify_export(_perturbed(model), tmp_path / "m.tflite", "litert")
@@ -145,6 +152,7 @@ def test_mismatching_export_is_not_moved_into_place(trained, tmp_path, monkeypat
 
 
 def test_failing_file_export_keeps_the_old_file(trained, tmp_path, monkeypatch):
+    skip_unless_exportable("litert")
     model, _ = trained
     target = tmp_path / "m.tflite"
     target.write_bytes(b"old model")
@@ -161,6 +169,7 @@ def test_failing_file_export_keeps_the_old_file(trained, tmp_path, monkeypatch):
 
 
 def test_failing_folder_export_keeps_the_old_folder(trained, tmp_path, monkeypatch):
+    skip_unless_exportable("savedmodel")
     model, _ = trained
     target = tmp_path / "served"
     first = export_model(model, target, "savedmodel")
@@ -238,6 +247,7 @@ def test_unknown_format_lists_the_formats():
     ],
 )
 def test_bad_export_requests_are_refused_before_writing(trained, tmp_path, fmt, name, kwargs, message):
+    skip_unless_exportable(fmt)
     model, _ = trained
     with pytest.raises(ExportError, match=message):
         export_model(model, tmp_path / name, fmt, **kwargs)
@@ -267,6 +277,7 @@ def test_default_output_names():
 
 def test_a_missing_optional_package_is_refused_before_converting(trained, tmp_path, monkeypatch):
     """The registry's capabilities are checked first: no conversion runs only to fail at verification."""
+    skip_unless_exportable("onnx")
     import importlib.util
 
     model, _ = trained

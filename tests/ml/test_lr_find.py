@@ -68,7 +68,8 @@ def test_nielsens_network_stops_learning_at_high_rates_and_says_so():
     design = load_template("nielsen-784-30-10")
     r = find_learning_rate(design, None, min_lr=1.0, max_lr=1e4, steps=70)  # its own data: mnist-sample
     assert r.status == "diverged", r.message
-    assert r.breakdown == "froze" and r.diverged_at is not None and r.steps_run < 60
+    # before the sweep's end (TensorFlow froze at about step 54, JAX at 63: the batches' float sums differ)
+    assert r.breakdown == "froze" and r.diverged_at is not None and r.steps_run < 70
     assert r.lrs[-FROZEN_STEPS] == r.diverged_at
     assert r.losses[-1] == pytest.approx(0.1, abs=1e-3)
     assert r.suggested_lr is not None and 1.0 <= r.suggested_lr < r.diverged_at
@@ -79,9 +80,11 @@ def test_nielsens_network_stops_learning_at_high_rates_and_says_so():
 
 def test_a_loss_that_blows_up_ends_the_sweep_where_it_diverged(data):
     design = image_mlp("sgd", hidden=32, optimizer="sgd", batch_size=32)
-    r = find_learning_rate(design, data, min_lr=1e-3, max_lr=1e4, steps=40)
+    # 60 steps: on JAX the cross-entropy stays finite (Keras clips the probabilities, the loss tops out near 15)
+    # and the smoothed loss needs more steps to pass 4x its best than TensorFlow's, which turns NaN
+    r = find_learning_rate(design, data, min_lr=1e-3, max_lr=1e4, steps=60)
     assert r.status == "diverged" and r.breakdown in ("rose", "nan"), r.message
-    assert r.diverged_at is not None and r.steps_run < 40
+    assert r.diverged_at is not None and r.steps_run < 60
     assert r.suggested_lr is not None and r.suggested_lr < r.diverged_at
     assert all(math.isfinite(v) for v in r.losses)  # a NaN step is not recorded
     assert f"it diverged above {format_lr(r.diverged_at)}" in r.message

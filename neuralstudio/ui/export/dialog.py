@@ -142,7 +142,15 @@ class ExportDialog(QDialog):
         return str(self.selected_format.default_output(self._base, self._quantize()))
 
     def _missing_packages(self) -> list[str]:
-        return self.selected_format.missing_packages()
+        from neuralstudio.ml.backends import current
+
+        return self.selected_format.missing_packages(backend=current())
+
+    def _refusal(self) -> str | None:
+        """Why the backend the app runs on cannot write the selected format (None when it can)."""
+        from neuralstudio.ml.backends import current
+
+        return self.selected_format.refusal(current())
 
     def _on_format_changed(self, *_: Any) -> None:
         fmt, previous = self.selected_format, getattr(self, "_shown_format", None)
@@ -151,10 +159,15 @@ class ExportDialog(QDialog):
             self.status_label.setText("")
             self.status_label.setStyleSheet("")
             self.report_view.clear()
+        from neuralstudio.ml.backends import current
+
         text = fmt.use
         missing = self._missing_packages()
-        if missing:
-            text += f"\nNeeds {' and '.join(missing)}, which is not installed: {fmt.install_hint()}."
+        refusal = self._refusal()
+        if refusal:
+            text += f"\n{refusal.removesuffix(' Nothing was written.')}"
+        elif missing:
+            text += f"\nNeeds {' and '.join(missing)}, which is not installed: {fmt.install_hint(current())}."
         self.use_label.setText(text)
         if not fmt.quantize:
             self.quantize_check.setChecked(False)
@@ -190,7 +203,7 @@ class ExportDialog(QDialog):
         for w in (self.format_combo, self.path_edit, self.browse_button):
             w.setEnabled(idle)
         self.quantize_check.setEnabled(idle and bool(self.selected_format.quantize))
-        self.export_button.setEnabled(idle and not self._missing_packages())
+        self.export_button.setEnabled(idle and not self._missing_packages() and not self._refusal())
         self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(idle)
 
     def _set_running(self, running: bool) -> None:
