@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 from support import mnist_slice
@@ -118,7 +119,7 @@ def test_a_real_model_slice_by_slice_gives_what_keras_predicts(trained):
     model, ds = trained
 
     def check():
-        expected = np.asarray(model(ds.x_test[..., None], training=False))
+        expected = keras.ops.convert_to_numpy(model(ds.x_test[..., None], training=False))
         full = confusion_report(model, ds.x_test, ds.y_test, ds.class_names, batch_size=64)
         job = ConfusionJob(model, ds.x_test, ds.y_test, ds.class_names, batch_size=64)
         partials = []
@@ -149,7 +150,7 @@ def test_a_sigmoid_unit_is_a_binary_classifier_and_other_models_are_refused():
         x = np.random.default_rng(0).random((50, 28, 28), dtype=np.float32)
         y = (x.mean(axis=(1, 2)) > 0.5).astype(np.int64)
         r = confusion_report(binary, x, y, ["no", "yes"])
-        p = np.asarray(binary(x.reshape(50, 784)))[:, 0]
+        p = keras.ops.convert_to_numpy(binary(x.reshape(50, 784)))[:, 0]
         inp = keras.Input((28, 28))
         two = keras.Model(inp, [keras.layers.Flatten()(inp), keras.layers.Flatten()(inp)])
         with pytest.raises(ConfusionError, match="several inputs or outputs"):
