@@ -212,12 +212,17 @@ def _graph_model(model: Any, *, unroll_recurrent: bool = False) -> Any:
 
 
 def _write_savedmodel(model: Any, tmp: Path, **_: Any) -> list[Path]:
+    from neuralstudio.ml.backends import import_tensorflow
+
+    import_tensorflow()  # on JAX, Keras's exporter starts TensorFlow: without the GPU JAX trains on
     _graph_model(model).export(str(tmp), format="tf_saved_model", verbose=False)
     return sorted(p for p in tmp.rglob("*") if p.is_file())
 
 
 def _write_litert(model: Any, tmp: Path, *, quantize: str | None = None, **_: Any) -> list[Path]:
-    import tensorflow as tf
+    from neuralstudio.ml.backends import import_tensorflow
+
+    tf = import_tensorflow()
 
     # LiteRT's built-in operations have no loop: recurrent layers over a fixed number of steps are unrolled.
     model = _graph_model(model, unroll_recurrent=True)

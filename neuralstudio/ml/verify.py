@@ -204,8 +204,9 @@ def _run_weights(path: Path, xs: list[np.ndarray], model: Any, **_: Any) -> tupl
 
 
 def _run_savedmodel(path: Path, xs: list[np.ndarray], **_: Any) -> tuple[Any, str]:
-    import tensorflow as tf
+    from neuralstudio.ml.backends import import_tensorflow
 
+    tf = import_tensorflow()  # on JAX and PyTorch: TensorFlow without the GPU
     loaded = tf.saved_model.load(str(path))
     runtime = f"TensorFlow {tf.__version__} tf.saved_model.load"
     fn = loaded.signatures.get("serving_default")

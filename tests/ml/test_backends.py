@@ -169,3 +169,18 @@ def test_one_model_file_opens_predicts_the_same_and_trains_on_every_backend(tmp_
         assert out["diff"] < 1e-5, f"{backend} predicts differently: {out['diff']}"
         assert out["fast"] < 1e-5, f"{backend}'s fast path differs from a plain call: {out['fast']}"
         assert out["status"] == "finished" and out["accuracy"] > 0.6, out  # from the file's weights, not from scratch
+
+
+@pytest.mark.skipif(not backends.installed("jax"), reason="JAX is not installed")
+def test_tensorflow_beside_jax_is_kept_off_the_gpu(tmp_path):
+    """The exporters start TensorFlow on JAX too; it must not take the GPU (and its memory) JAX trains on."""
+    out = _child("""
+        import json
+        from neuralstudio.ml.backends import import_tensorflow
+        import neuralstudio.ml.backends as b
+        tf = import_tensorflow()
+        gpus = [d.name for d in tf.config.get_visible_devices("GPU")]
+        print(json.dumps({"hidden": b._tf_gpus_hidden, "visible": gpus,
+                          "cpu": len(tf.config.get_visible_devices("CPU"))}))
+    """, "jax", str(tmp_path))
+    assert out == {"hidden": True, "visible": [], "cpu": 1}
