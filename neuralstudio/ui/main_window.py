@@ -370,6 +370,12 @@ class MainWindow(QMainWindow):
         self._getting_started.show()
         self._getting_started.raise_()
 
+    def show_backend_settings(self) -> None:
+        """Settings > Keras Backend…: choose the backend of the next start, measure this design on each."""
+        from neuralstudio.ui.backend_dialog import open_backend_dialog
+
+        self.backend_dialog = open_backend_dialog(self)
+
     def show_about(self) -> None:
         from neuralstudio.ui.about_dialog import AboutDialog
 
@@ -435,6 +441,9 @@ class MainWindow(QMainWindow):
                                            name="actionModelInfo")
         self.act_export.setEnabled(False)
         self.act_model_info.setEnabled(False)
+        self.act_backend = self._action("Keras &Backend…", self.show_backend_settings, None,
+                                        "Train with TensorFlow, JAX or PyTorch (from the next start), and measure "
+                                        "which is fastest for this design", name="actionBackend")
         self.act_about = self._action("&About NeuralStudio", self.show_about, tip="Versions, data and license")
         self.act_getting_started = self._action("&Getting Started", self.show_getting_started,
                                                 QKeySequence.StandardKey.HelpContents,
@@ -474,6 +483,9 @@ class MainWindow(QMainWindow):
         m_run = mb.addMenu("&Run")
         m_run.addAction(self.act_train)
         m_run.addAction(self.act_experiment)
+        m_settings = mb.addMenu("&Settings")
+        m_settings.setToolTipsVisible(True)
+        m_settings.addAction(self.act_backend)
         m_help = mb.addMenu("&Help")
         m_help.addAction(self.act_getting_started)
         m_help.addSeparator()

@@ -155,6 +155,13 @@ class SettingsPanel(QGroupBox):
         self.device_box.setObjectName("deviceBox")
         self.device_box.addItem("automatic", "auto")
         self.device_box.addItem("CPU", "cpu")
+        # The backend under the device: which GPU is usable depends on it (set by the workspace once Keras runs).
+        # Its own row: beside the device box it widened the whole form by its 200-odd pixels. One short line, not
+        # word-wrapped (a wrapped label reserved a second line's height in the form): the GPU's name is in the tip.
+        self.backend_label = QLabel("", self)
+        self.backend_label.setObjectName("backendLabel")
+        self.backend_label.setAccessibleName("Keras backend")
+        self.set_backend(_backend_label(), BACKEND_TIP)
         self.mixed_box = QCheckBox("mixed precision (GPU only)", self)
         self.mixed_box.setObjectName("mixedPrecisionBox")
         self.mixed_box.setEnabled(False)
@@ -178,6 +185,7 @@ class SettingsPanel(QGroupBox):
             caption = QLabel(label, self)
             caption.setToolTip(w.toolTip())  # the tip on the words a learner reads, not only on the field
             form.addRow(caption, lr_row if w is self.lr_box else w)
+        form.addRow("", self.backend_label)
         form.addRow("", self.mixed_box)
         form.addRow("", self.layer_stats_box)
         self.estimate_label = QLabel("", self)
@@ -266,6 +274,11 @@ class SettingsPanel(QGroupBox):
         _select(self.device_box, current)
         self._on_device_changed()
 
+    def set_backend(self, text: str, tip: str) -> None:
+        """Show the Keras backend under the device choice, e.g. "Backend: JAX 0.10.2 — CPU", and why in ``tip``."""
+        self.backend_label.setText(text)
+        self.backend_label.setToolTip(tip)
+
     def has_gpu(self) -> bool:
         return any(str(self.device_box.itemData(i)).startswith("gpu") for i in range(self.device_box.count()))
 
@@ -273,7 +286,7 @@ class SettingsPanel(QGroupBox):
         """Lock the form while a run is going: the run trains the values it started with."""
         picker = self.data_picker
         for w in self.findChildren(QWidget):
-            if w is not self.estimate_label and w is not picker and not picker.isAncestorOf(w):
+            if w not in (self.estimate_label, self.backend_label, picker) and not picker.isAncestorOf(w):
                 w.setEnabled(not running)
         picker.set_running(running)  # the picker knows which of its parts may be used
         if not running:
@@ -289,6 +302,18 @@ class SettingsPanel(QGroupBox):
         self.mixed_box.setEnabled(gpu_possible)
         if not gpu_possible:
             self.mixed_box.setChecked(False)
+
+
+#: the backend label's tooltip until the device report says more
+BACKEND_TIP = ("The Keras backend training runs on: TensorFlow, JAX or PyTorch. Change it in Settings > Keras "
+               "Backend (applies at the next start).")
+
+
+def _backend_label() -> str:
+    """"Backend: TensorFlow", without importing Keras (the backend chosen before the window started)."""
+    from neuralstudio.ml.backends import current, label
+
+    return f"Backend: {label(current())}"
 
 
 def _select(box: QComboBox, key: Any) -> None:

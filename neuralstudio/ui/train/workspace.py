@@ -940,10 +940,11 @@ class TrainWorkspace(QWidget):
                                    lambda exc, _tb: done(f"Model size unknown ({exc})."))
 
     def _detect_devices(self) -> None:
-        """Offer the GPUs TensorFlow sees; only once TensorFlow is loaded (importing it would take seconds;
-        the editor or the first run loads it in the background), and in the background (TensorFlow's device
-        listing and the driver check are slow enough to be felt)."""
-        if self._devices_known or "tensorflow" not in sys.modules:
+        """Offer the GPUs the Keras backend sees; only once Keras is loaded (importing it would take seconds;
+        the editor or the first run loads it in the background), and in the background (the device listing
+        and the driver check are slow enough to be felt). Keras, not TensorFlow: on JAX and PyTorch
+        TensorFlow need not be imported at all."""
+        if self._devices_known or "keras" not in sys.modules:
             return
         self._devices_known = True
         self._info_runner().submit(_device_report, self._on_devices_found)  # no devices: nothing to offer
@@ -961,6 +962,7 @@ class TrainWorkspace(QWidget):
         self.settings_panel.set_devices(devs)
         if not devs and rep.gpu_reason:
             self.settings_panel.device_box.setToolTip("No GPU: " + rep.gpu_reason)
+        self.settings_panel.set_backend(*backend_text(rep))
 
     def shutdown(self) -> None:
         """Stop the workspace's own background threads, if it made them (the main window lends its own)."""
@@ -1381,6 +1383,28 @@ def _preload_training() -> None:
     from neuralstudio.ml.trainer import preload
 
     preload()
+
+
+_CHOSEN = {"--backend": "chosen with --backend", "KERAS_BACKEND": "set by KERAS_BACKEND",
+           "settings": "chosen in Settings > Keras Backend", "default": "the default"}
+
+
+def backend_text(rep: Any) -> tuple[str, str]:
+    """The backend label under the device choice and its tooltip, from a device report (``ml.devices``):
+    ("Backend: JAX 0.10.2 — CPU", "Keras trains with JAX 0.10.2 (CPU-only build; the default). No GPU: ..."); the
+    GPU's name only in the tip (the device box names it too), so that the label stays one short line."""
+    from neuralstudio.ml.backends import label
+
+    gpus = rep.gpus
+    where = "CPU" if not gpus else ("GPU" if len(gpus) == 1 else f"{len(gpus)} GPUs")
+    name = f"{label(rep.backend)} {rep.backend_version}".strip()
+    tip = f"Keras trains with {name} ({rep.build}; {_CHOSEN.get(rep.choice_source, rep.choice_source)})."
+    if gpus:
+        tip += " GPUs: " + ", ".join(g.description or g.name for g in gpus) + "."
+    elif rep.gpu_reason:
+        tip += f" No GPU: {rep.gpu_reason}"
+    tip += " Change the backend in Settings > Keras Backend (applies at the next start)."
+    return f"Backend: {name} \u2014 {where}", tip
 
 
 def _device_report() -> Any:
