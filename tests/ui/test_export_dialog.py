@@ -98,7 +98,8 @@ def test_the_dialog_offers_exactly_the_registry_formats(make_dialog, saved_model
 def test_a_format_whose_packages_are_missing_says_what_to_install(make_dialog, saved_model, monkeypatch):
     real = ExportFormat.missing_packages
     monkeypatch.setattr(ExportFormat, "missing_packages",
-                        lambda self, verify=True: ["onnxruntime"] if self.name == "onnx" else real(self, verify=verify))
+                        lambda self, verify=True, backend=None: ["onnxruntime"] if self.name == "onnx"
+                        else real(self, verify=verify, backend=backend))
     model, path = saved_model
     dlg = make_dialog(model, model_path=path)
     dlg.set_format("onnx")
