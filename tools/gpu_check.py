@@ -139,9 +139,10 @@ def child(args: argparse.Namespace) -> None:
 
     backend = active()
     report = devices.device_report()
-    gpus = [g.description or g.name for g in report.gpus] if not args.cpu_only else []
+    seen = [g.description or g.name for g in report.gpus]
+    gpus = [] if args.cpu_only else seen
     emit({"kind": "env", "backend": backend, "keras": keras.__version__, "version": report.backend_version,
-          "build": report.build, "gpus": gpus, "gpu_reason": report.gpu_reason,
+          "build": report.build, "gpus": gpus, "gpus_seen": seen, "gpu_reason": report.gpu_reason,
           "import_s": time.perf_counter() - t0})
     ds = load_dataset("mnist-sample")
     for device in (["gpu"] if gpus else []) + ["cpu"]:
@@ -201,7 +202,12 @@ def format_report(records: list[dict[str, Any]]) -> str:
     """The environment lines, the markdown table, the GPU/CPU ratio of mnist-cnn at batch 128 and what bounds it."""
     lines = [f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPU cores"]
     for e in (r for r in records if r["kind"] == "env"):
-        gpu = ", ".join(e["gpus"]) if e["gpus"] else f"no GPU ({e.get('gpu_reason') or 'not asked for'})"
+        if e["gpus"]:
+            gpu = "GPU: " + ", ".join(e["gpus"])
+        elif e.get("gpus_seen"):
+            gpu = f"GPU seen ({', '.join(e['gpus_seen'])}) but not used: --cpu-only"
+        else:
+            gpu = f"no GPU, CPU only: {e.get('gpu_reason') or 'the backend sees none'}"
         lines.append(f"- {e['backend']} {e['version']} ({e['build']}), Keras {e['keras']}: {gpu}; "
                      f"imports took {e['import_s']:.1f} s")
     for f in (r for r in records if r["kind"] == "failed"):
