@@ -62,6 +62,7 @@ def test_export_litert_quantized_prints_the_verification(model_file, tmp_path, c
 @pytest.mark.skipif(importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnxruntime") is None,
                     reason="the onnx extra (tf2onnx, onnx, onnxruntime) is not installed")
 def test_export_onnx_as_json(model_file, tmp_path, capsys):
+    skip_unless_exportable("onnx")
     out = tmp_path / "digits.onnx"
     rc = main(["export", str(model_file), "-f", "onnx", "-o", str(out), "--json"])
     data = json.loads(capsys.readouterr().out)
