@@ -362,12 +362,12 @@ def measure_here(design: Design) -> dict[str, Any]:
     from neuralstudio.ml.speed import measure_samples_per_second
 
     settings = design.training
-    keras.utils.set_random_seed(SEED)
+    backends.set_random_seed(SEED)
     speed = measure_samples_per_second(design, settings)
     step_s = settings.batch_size / speed
     if 5 * step_s < MIN_TIMED_S:
         steps = int(min(MAX_STEPS, max(5, TARGET_TIMED_S / step_s)))
-        keras.utils.set_random_seed(SEED)
+        backends.set_random_seed(SEED)
         speed = measure_samples_per_second(design, settings, steps=steps)
     version = ""
     with contextlib.suppress(Exception):

@@ -15,6 +15,8 @@ so that the rest of ``ml`` asks this module instead of testing ``keras.backend.b
 - **TensorFlow on another backend** (:func:`import_tensorflow`): TensorFlow is still used there for the
   SavedModel and LiteRT exporters and device listing, and must not take the GPU the backend trains on
   (it reserves nearly all of its memory when it initialises);
+- **seeds and saving without TensorFlow** (:func:`set_random_seed`, :func:`keep_tensorflow_out_of_saving`: Keras
+  imports TensorFlow for both whenever it is installed, on every backend);
 - **memory between runs** (:func:`release_memory`).
 
 Gradients per backend are in ``ml/gradients.py``, devices per backend in ``ml/devices.py``. Importing this
@@ -36,9 +38,10 @@ from neuralstudio.core.errors import UserError
 
 __all__ = [
     "BACKENDS", "BackendError", "Choice", "active", "capability_table", "choice_source", "current", "feeds_tf_data",
-    "format_capability_table", "forward_function", "import_tensorflow", "installed", "label",
+    "format_capability_table", "forward_function", "import_tensorflow", "installed", "keep_tensorflow_out_of_saving",
+    "label",
     "max_steps_per_execution", "normalize", "release_memory", "requested", "save_choice", "saved_choice", "select",
-    "sync_variables",
+    "set_random_seed", "sync_variables",
 ]
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -218,6 +221,72 @@ def sync_variables(model: Any) -> None:
     sync = getattr(model, "jax_state_sync", None)
     if sync is not None:
         sync()
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy, Keras's global seed generator and the backend, as ``keras.utils.set_random_seed`` does,
+    without importing TensorFlow on the other backends.
+
+    Keras's own function seeds TensorFlow whenever it is installed (for tf.data pipelines), so on JAX or PyTorch
+    it imports TensorFlow (6-8 s here) and lets it initialise the GPUs the run is about to use (see
+    :func:`import_tensorflow`). Only TensorFlow runs read the trainer's tf.data pipeline (:func:`feeds_tf_data`);
+    a TensorFlow that is already imported is still seeded.
+    """
+    import keras
+
+    if active() == "tensorflow":
+        keras.utils.set_random_seed(int(seed))
+        return
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    seed = int(seed)
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)  # recreated from the seed
+    random.seed(seed)
+    np.random.seed(seed)
+    if "tensorflow" in sys.modules:
+        import_tensorflow().random.set_seed(seed)
+    if active() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+class _OnlyOnceImported:
+    """Keras's lazy ``tensorflow`` module, but "available" only once something else has imported TensorFlow.
+
+    Keras's serialiser asks ``tf.available and isinstance(obj, tf.TensorShape)`` for every value of a config it
+    saves; ``available`` imports TensorFlow when it is installed (6-8 s here, at the end of a JAX or PyTorch run,
+    when the model is saved). No value can be a TensorFlow object before TensorFlow is imported, so the
+    answer is the same without the import.
+    """
+
+    def __init__(self, lazy: Any) -> None:
+        self._lazy = lazy
+
+    @property
+    def available(self) -> bool:
+        return "tensorflow" in sys.modules and bool(self._lazy.available)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lazy, name)
+
+
+def keep_tensorflow_out_of_saving() -> None:
+    """On JAX and PyTorch, let Keras save models without importing TensorFlow (see :class:`_OnlyOnceImported`;
+    docs/ARCHITECTURE.md, "Traps"). Called before every save (``ml/model_metadata.write_model``); idempotent."""
+    if active() == "tensorflow":
+        return
+    from keras.src.saving import serialization_lib  # the .keras serialiser; the legacy .h5 one also decodes
+    # TensorFlow objects (TensorShape in old files), which does need TensorFlow: left alone
+
+    if not isinstance(serialization_lib.tf, _OnlyOnceImported):
+        serialization_lib.tf = _OnlyOnceImported(serialization_lib.tf)
 
 
 def release_memory() -> None:

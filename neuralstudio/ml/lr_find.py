@@ -30,6 +30,7 @@ from typing import Any
 
 from neuralstudio.core.design import Design
 from neuralstudio.core.errors import UserError
+from neuralstudio.ml import backends
 
 #: the name of the sweep's own thread (docs/ARCHITECTURE.md, "Threads")
 LR_FIND_THREAD = "neuralstudio-lr-find"
@@ -268,9 +269,7 @@ class _Sweep:
                           control=self.control, free_memory=False)
         ds = trainer._load_data()
         if settings.seed is not None:
-            import keras
-
-            keras.utils.set_random_seed(int(settings.seed))  # this thread's Keras seed: the weights a run starts from
+            backends.set_random_seed(int(settings.seed))  # this thread's Keras seed: the weights a run starts from
         placement = devices.resolve(self.device)
         model = trainer._build_model(placement, False)
         units = _output_units(model)

@@ -145,6 +145,9 @@ def write_model(model: Any, path: Path, classes: ModelClasses | None = None) -> 
 
     ``classes`` defaults to the names remembered for ``model``.
     """
+    from neuralstudio.ml.backends import keep_tensorflow_out_of_saving
+
+    keep_tensorflow_out_of_saving()  # a JAX or PyTorch run's save would import TensorFlow (6-8 s) for nothing
     model.save(path)
     classes = classes if classes is not None else remembered_classes(model)
     if classes is not None:

@@ -37,6 +37,7 @@ from neuralstudio.core.errors import UserError
 from neuralstudio.core.graph import INPUT_CLASS, Graph
 from neuralstudio.core.runs import RunRecord, RunsStore
 from neuralstudio.core.training_settings import TrainingSettings
+from neuralstudio.ml import backends
 
 STATUSES = ("finished", "stopped", "early_stopped", "nan", "failed")
 #: the name of each run's own thread (docs/ARCHITECTURE.md, "Threads")
@@ -313,9 +314,7 @@ class Trainer:
         settings.validate()
         ds = self._load_data()
         if settings.seed is not None:
-            import keras
-
-            keras.utils.set_random_seed(int(settings.seed))  # this thread's Keras seed, and NumPy's and TF's
+            backends.set_random_seed(int(settings.seed))  # this thread's Keras seed, NumPy's and the backend's
         placement = devices.resolve(self.device)
         mixed = self._uses_mixed_precision(placement)
         model = self._build_model(placement, mixed)

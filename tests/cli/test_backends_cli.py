@@ -30,21 +30,29 @@ FAKE_CHILD = textwrap.dedent("""
 
 
 @pytest.fixture
-def fake_child(monkeypatch):
+def default_backend(monkeypatch):
+    """As if the app started with no KERAS_BACKEND and no saved choice: TensorFlow is the backend in use (the CI
+    runs these tests again with KERAS_BACKEND=jax, which would otherwise be the one reported)."""
+    monkeypatch.setattr(backends, "_ENV_AT_START", None)
+
+
+@pytest.fixture
+def fake_child(monkeypatch, default_backend):
     monkeypatch.setattr(backend_speed, "child_command", lambda: [sys.executable, "-c", FAKE_CHILD])
     monkeypatch.setattr(backends, "installed", lambda name: True)
 
 
 def test_the_listing_names_every_backend_the_one_in_use_and_how_to_install(capsys, monkeypatch):
+    in_use = backends.label(backends.current())  # TensorFlow, or the backend CI runs this pass on
     monkeypatch.setattr(backends, "installed", lambda name: name != "torch")
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].startswith("Keras backend in use: TensorFlow (")
-    assert any(ln.startswith("  * TensorFlow ") and "installed" in ln for ln in lines)
+    assert lines[0].startswith(f"Keras backend in use: {in_use} (")
+    assert any(ln.startswith(f"  * {in_use} ") and "installed" in ln for ln in lines)
     torch_line = next(ln for ln in lines if "PyTorch" in ln)
     assert f"not installed: {backends.INSTALL['torch']}" in torch_line
-    jax_line = next(ln for ln in lines if ln.startswith("    JAX"))
+    jax_line = next(ln for ln in lines if ln[4:].startswith("JAX"))
     assert "no LiteRT/ONNX export" in jax_line
     assert "Settings > Keras Backend" in out
 

@@ -94,6 +94,8 @@ def test_export_savedmodel_lists_the_files(model_file, tmp_path, capsys):
     ],
 )
 def test_export_bad_requests_fail_with_a_message(model_file, tmp_path, capsys, monkeypatch, argv, message):
+    if "onnx" in argv:
+        skip_unless_exportable("onnx")  # on JAX the refusal of the format comes before the file name is read
     monkeypatch.chdir(tmp_path)
     rc = main(["export", str(model_file), *argv])
     err = capsys.readouterr().err

@@ -184,3 +184,33 @@ def test_tensorflow_beside_jax_is_kept_off_the_gpu(tmp_path):
                           "cpu": len(tf.config.get_visible_devices("CPU"))}))
     """, "jax", str(tmp_path))
     assert out == {"hidden": True, "visible": [], "cpu": 1}
+
+
+
+@pytest.mark.skipif(not backends.installed("jax"), reason="JAX is not installed")
+def test_seeding_and_saving_on_jax_do_not_start_tensorflow(tmp_path):
+    """Keras's own set_random_seed and .keras serialiser import TensorFlow whenever it is installed (6-8 s, and
+    TensorFlow then may take the GPU); the seam seeds and saves without it: the same seed still gives the same
+    weights, and the saved file opens and predicts the same."""
+    out = _child("""
+        import json, sys
+        from pathlib import Path
+        import keras, numpy as np
+        from neuralstudio.ml import backends
+        from neuralstudio.ml.model_metadata import load_model, write_model
+
+        def draw(seed):
+            backends.set_random_seed(seed)
+            layer = keras.layers.Dense(3)
+            layer.build((None, 2))
+            return [np.asarray(layer.kernel).round(6).tolist(), float(np.random.rand())]
+
+        same, differs = draw(7) == draw(7), draw(7) != draw(8)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        path = Path(sys.argv[1]) / "m.keras"
+        write_model(model, path)
+        x = np.ones((2, 4), "float32")
+        gap = float(np.abs(np.asarray(load_model(path)(x)) - np.asarray(model(x))).max())
+        print(json.dumps({"same": same, "differs": differs, "gap": gap, "tf": "tensorflow" in sys.modules}))
+    """, "jax", str(tmp_path), str(tmp_path))
+    assert out == {"same": True, "differs": True, "gap": 0.0, "tf": False}
