@@ -15,3 +15,7 @@ except _backends.BackendError:
     pass
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# PyTorch's CPU threads (OpenMP) spin while they wait for work: with another program on a core, a training
+# step waits for the thread that is not running (Nielsen's net on PyTorch, 2 busy cores: 114 samples/s
+# spinning, 1,195 passive; see ml/backends.cpu_threads_for). Read when PyTorch loads, so set here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -9,7 +9,8 @@ so that the rest of ``ml`` asks this module instead of testing ``keras.backend.b
   when it is not installed, and refused when Keras already runs another one;
 - **the fast forward function** (:func:`forward_function`): one compiled call per batch, never
   ``model.predict`` per stroke (a ``tf.function`` on TensorFlow, ``jax.jit`` over ``stateless_call`` on JAX,
-  a plain call under ``torch.no_grad`` on PyTorch);
+  a plain call under ``torch.no_grad`` on PyTorch), and its sibling that also scores each batch with the model's
+  loss, as Keras's test step does (:func:`scoring_function`, the trainer's end-of-run test pass);
 - **what the training loop may do** (:func:`max_steps_per_execution`: PyTorch runs one step per execution;
   :func:`feeds_tf_data`: only TensorFlow reads the trainer's ``tf.data`` pipeline, the others get arrays);
 - **TensorFlow on another backend** (:func:`import_tensorflow`): TensorFlow is still used there for the
@@ -17,6 +18,7 @@ so that the rest of ``ml`` asks this module instead of testing ``keras.backend.b
   (it reserves nearly all of its memory when it initialises);
 - **seeds and saving without TensorFlow** (:func:`set_random_seed`, :func:`keep_tensorflow_out_of_saving`: Keras
   imports TensorFlow for both whenever it is installed, on every backend);
+- **CPU threads** (:func:`cpu_threads_for`: PyTorch's thread team slows small steps down);
 - **memory between runs** (:func:`release_memory`).
 
 Gradients per backend are in ``ml/gradients.py``, devices per backend in ``ml/devices.py``. Importing this
@@ -37,11 +39,12 @@ from typing import Any
 from neuralstudio.core.errors import UserError
 
 __all__ = [
-    "BACKENDS", "BackendError", "Choice", "active", "capability_table", "choice_source", "current", "feeds_tf_data",
+    "BACKENDS", "BackendError", "Choice", "active", "capability_table", "choice_source", "cpu_threads_for", "current",
+    "feeds_tf_data",
     "format_capability_table", "forward_function", "import_tensorflow", "installed", "keep_tensorflow_out_of_saving",
     "label",
-    "max_steps_per_execution", "normalize", "release_memory", "requested", "save_choice", "saved_choice", "select",
-    "set_random_seed", "sync_variables",
+    "max_steps_per_execution", "normalize", "release_memory", "requested", "save_choice", "saved_choice",
+    "scoring_function", "select", "set_random_seed", "sync_variables",
 ]
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -289,6 +292,38 @@ def keep_tensorflow_out_of_saving() -> None:
         serialization_lib.tf = _OnlyOnceImported(serialization_lib.tf)
 
 
+#: below this many parameters x batch size a training step is too small to share between CPU threads: PyTorch's
+#: handing each op to a second thread costs more than the op (measured here, Nielsen's 784-30-10 at batch 10:
+#: 4,146 samples/s on one thread, 1,195 on two, 114 on two when the threads spin; mnist-cnn at batch 128,
+#: 2.9e7, gains from the second thread)
+SMALL_STEP = 2_000_000
+
+
+@contextlib.contextmanager
+def cpu_threads_for(model: Any, batch_size: int, *, on_cpu: bool = True) -> Any:
+    """Within the block, train ``model`` on as many CPU threads as its steps can use.
+
+    Only PyTorch needs it: its intra-op threads (OpenMP) are a fixed team that every op wakes, so a small
+    step on two threads runs several times slower than on one, and collapses when another program holds a
+    core (the team waits for the thread that is not running). TensorFlow and JAX size their thread pools per op.
+    ``OMP_WAIT_POLICY=PASSIVE`` (set in ``neuralstudio/ml/__init__.py``) keeps waiting threads from spinning.
+    """
+    if not on_cpu or active() != "torch":
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    small = model.count_params() * max(1, int(batch_size)) < SMALL_STEP
+    if small and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def release_memory() -> None:
     """Hand back what the backend caches for a finished run (PyTorch's CUDA cache); nothing elsewhere."""
     if active() == "torch":
@@ -379,6 +414,64 @@ def _numpy(out: Any) -> Any:
     if isinstance(out, (list, tuple)):
         return [keras.ops.convert_to_numpy(o) for o in out]
     return keras.ops.convert_to_numpy(out)
+
+
+def scoring_function(model: Any, step: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A compiled ``(x, y) -> step(x, y)`` (NumPy out) for a ``step`` that calls ``model(x, training=False)`` and
+    scores the output against ``y`` with the model's own ``compute_loss``: Keras's test step, with the outputs.
+
+    The trainer's end-of-run test pass (``Trainer._evaluate``) takes each batch's outputs and its loss from one
+    call. The loss must be computed in the same traced call as the output: on TensorFlow, Keras's crossentropy
+    reads the logits behind a softmax or sigmoid output from the symbolic tensor (``_keras_logits``), so a loss
+    recomputed from the outputs afterwards differs wherever a probability saturates; and the losses the layers
+    add while called (activity regularisers) exist only inside the call. :func:`forward_function` returns the
+    outputs alone, so it cannot serve.
+
+    - TensorFlow: a ``tf.function`` whose signature (batch dimension free) is taken from the first call: one trace.
+    - JAX: ``jax.jit`` with the weights passed in at each call; ``step`` runs in a ``StatelessScope`` over them
+      that collects the losses the layers add, as ``stateless_call`` does. It compiles once per batch size.
+    - PyTorch: a plain call under ``torch.no_grad()``.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        traced: list[Any] = []
+
+        def tf_score(x: Any, y: Any) -> Any:
+            if not traced:
+                specs = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in (x, y)]
+                fn = tf.function(step, input_signature=specs, reduce_retracing=True)
+                fn.get_concrete_function(*specs)  # traced here, not by a call: every run's step shares its code,
+                traced.append(fn)  # and TensorFlow warns of "retracing" when calls of one code trace often
+            return _numpy(traced[0](x, y))
+
+        return tf_score
+    if backend == "jax":
+        import jax
+
+        @jax.jit
+        def jax_call(trainable: Any, non_trainable: Any, x: Any, y: Any) -> Any:
+            mapping = [*zip(model.trainable_variables, trainable), *zip(model.non_trainable_variables, non_trainable)]
+            with keras.StatelessScope(state_mapping=mapping, collect_losses=True):
+                return step(x, y)
+
+        def jax_score(x: Any, y: Any) -> Any:
+            return _numpy(jax_call([v.value for v in model.trainable_variables],
+                                   [v.value for v in model.non_trainable_variables], x, y))
+
+        return jax_score
+    if backend == "torch":
+        import torch
+
+        def torch_score(x: Any, y: Any) -> Any:
+            with torch.no_grad():
+                return _numpy(step(x, y))
+
+        return torch_score
+    return lambda x, y: _numpy(step(x, y))
 
 
 # ----------------------------------------------------------------------------- what works where

@@ -214,3 +214,25 @@ def test_seeding_and_saving_on_jax_do_not_start_tensorflow(tmp_path):
         print(json.dumps({"same": same, "differs": differs, "gap": gap, "tf": "tensorflow" in sys.modules}))
     """, "jax", str(tmp_path), str(tmp_path))
     assert out == {"same": True, "differs": True, "gap": 0.0, "tf": False}
+
+
+def test_small_steps_train_on_one_cpu_thread_on_pytorch_only():
+    """PyTorch's thread team makes a small step slower on two threads than on one (ml/backends.cpu_threads_for);
+    the setting is put back after the block, and a large step keeps every thread."""
+    small = keras.Sequential([keras.Input((784,)), keras.layers.Dense(30), keras.layers.Dense(10)])
+    large = keras.Sequential([keras.Input((784,)), keras.layers.Dense(2048), keras.layers.Dense(10)])
+    if backends.active() != "torch":
+        with backends.cpu_threads_for(small, 10):
+            pass  # nothing to change: TensorFlow and JAX size their pools per op
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    with backends.cpu_threads_for(small, 10):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with backends.cpu_threads_for(large, 128):
+        assert torch.get_num_threads() == before
+    with backends.cpu_threads_for(small, 10, on_cpu=False):
+        assert torch.get_num_threads() == before
+    assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"  # set by neuralstudio.ml before PyTorch loads
