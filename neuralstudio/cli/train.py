@@ -3,8 +3,8 @@
 A progress bar (loss, accuracy, samples/s, time left) goes to stderr when it is
 a terminal; the final train/validation/test metrics go to stdout; with
 ``--json`` the last line of stdout is one JSON object for scripts.  ``--layer-stats`` prints a table of
-per-layer training signals (gradient norm, update/weight ratio, dead or saturated units) after each
-epoch, on stdout (stderr with ``--json``) and adds them to the JSON as ``layer_stats``.  Every run is
+per-layer training signals (gradient per unit and gradient norm, update/weight ratio, dead or saturated
+units) after each epoch, on stdout (stderr with ``--json``) and adds them to the JSON as ``layer_stats``.  Every run is
 recorded in the runs store (``neuralstudio runs``).  The first Ctrl+C stops
 training gracefully (the model trained so far is saved); a second one aborts.
 """
@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", metavar="DIR", help="the runs folder (default: the user data folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     p.add_argument("--layer-stats", action="store_true",
-                   help="after each epoch, print per-layer gradient norms, update/weight ratios and dead or "
+                   help="after each epoch, print per-layer gradients (per unit: the bias gradient's root mean "
+                   "square, Nielsen's delta; and the kernel gradient's norm), update/weight ratios and dead or "
                    "saturated units (on stderr with --json, which then includes them as layer_stats)")
     p.set_defaults(func=run)
 

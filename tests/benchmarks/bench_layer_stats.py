@@ -2,8 +2,8 @@
 
 Not collected by pytest.  Usage (from the repository root)::
 
-    python tests/benchmarks/bench_layer_stats.py [--templates mnist-cnn nielsen-784-30-10] [--epochs 2]
-        [--repeats 2]
+    python tests/benchmarks/bench_layer_stats.py [--templates mnist-cnn nielsen-784-30-10 nielsen-deep-sigmoid]
+        [--epochs 2] [--repeats 2]
 
 For each template, the same design, data (the mnist-sample training split, no validation, no test set) and
 number of epochs, trained by the Trainer in one process with the statistics off and on, interleaved (off, on,
@@ -27,7 +27,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from bench_trainer import BufferReporter as TrainerBufferReporter  # noqa: E402 - a sibling script
 
-TEMPLATES = ("mnist-cnn", "nielsen-784-30-10")
+#: a convnet, Nielsen's small net, and chapter 5's deep sigmoid net (the lesson the statistics are made for)
+TEMPLATES = ("mnist-cnn", "nielsen-784-30-10", "nielsen-deep-sigmoid")
 
 
 class BufferReporter(TrainerBufferReporter):

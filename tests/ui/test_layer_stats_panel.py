@@ -22,8 +22,9 @@ RUN_TIMEOUT_MS = 90_000
 LAYERS = (("hidden_1", "sigmoid"), ("hidden_2", "relu"), ("digit", "softmax"))
 
 
-def snapshot(epoch: int, *, batch: int | None = None, scale: float = 1.0) -> list[dict]:
-    """One snapshot as the engine reports it (neuralstudio/ml/layer_stats.py), for the layers of LAYERS."""
+def snapshot(epoch: int, *, batch: int | None = None, scale: float = 1.0, per_unit: bool = False) -> list[dict]:
+    """One snapshot as the engine reports it (neuralstudio/ml/layer_stats.py), for the layers of LAYERS; without
+    ``per_unit``, as for layers without a bias of their own per unit (convolutions...)."""
     rng = np.random.default_rng(epoch)
     out = []
     for i, (name, act) in enumerate(LAYERS):
@@ -33,6 +34,8 @@ def snapshot(epoch: int, *, batch: int | None = None, scale: float = 1.0) -> lis
         ac, ae = np.histogram(a, bins=20)
         out.append({"layer": name, "class_name": "Dense", "activation": act,
                     "grad_norm": scale * 10.0 ** (i - 3) * (epoch + 1),
+                    "bias_grad_norm": 3.0 * 10.0 ** (2 * i - 6) if per_unit else None,
+                    "bias_grad_rms": 10.0 ** (2 * i - 6) if per_unit else None,
                     "update_ratio": None if epoch == 0 else 10.0 ** (-2 - i),
                     "weight_hist": {"counts": wc.tolist(), "edges": we.tolist()},
                     "activation_hist": {"counts": ac.tolist(), "edges": ae.tolist()},
@@ -106,6 +109,36 @@ def test_every_part_explains_itself(panel):
     # the band around 1e-3, in the log plot's coordinates
     lo, hi = panel.ratio_band.getRegion()
     assert lo < -3 < hi
+
+
+def test_the_layers_are_compared_per_unit_when_they_have_biases_of_their_own(panel):
+    panel.add_snapshots([(e, snapshot(e, per_unit=True)) for e in range(2)])
+    panel.refresh()
+    assert panel.measure == "bias_grad_rms"
+    head = panel.table.horizontalHeaderItem(1)
+    assert head.text() == "Gradient\nper unit" and "Nielsen calls delta" in head.toolTip()
+    assert panel.grad_plot.item.titleLabel.text == "Gradient per unit"
+    assert "per unit" in panel.grad_plot.widget.toolTip()
+    # the plot and the column show the per-unit figure: two decades a layer here, not the kernel norm's one
+    for name, value in (("hidden_1", 1e-6), ("digit", 1e-2)):
+        x, y = panel.grad_plot.values(name)
+        np.testing.assert_allclose(x, [1, 2])
+        np.testing.assert_allclose(y, [value, value])
+    assert [panel.table.item(k, 1).text() for k in range(3)] == ["1.0e-06", "1.0e-04", "0.01"]
+    tip = panel.table.item(0, 1).toolTip()  # every figure of the layer, the kernel norm among them
+    assert tip.startswith("hidden_1: gradient per unit 1.0e-06") and "kernel gradient norm 2.0e-03" in tip
+    lo, hi = panel.grad_plot.item.viewRange()[1]
+    assert lo <= -6 and hi >= -2
+
+    # a network whose first layer has no bias per unit (a convolution): compared by the kernel norms, and said so
+    panel.add_snapshots([(2, snapshot(2))])
+    panel.refresh()
+    assert panel.measure == "grad_norm" and head.text() == "Gradient\nnorm"
+    assert panel.grad_plot.item.titleLabel.text == "Gradient norm"
+    np.testing.assert_allclose(panel.grad_plot.values("hidden_1")[1], [1e-3, 2e-3, 3e-3])
+    assert panel.table.item(0, 1).text() == "3.0e-03"
+    panel.reset()
+    assert panel.measure == "bias_grad_rms" and head.text() == "Gradient\nper unit"
 
 
 def test_a_later_snapshot_of_an_epoch_replaces_the_earlier_one(panel):
@@ -259,6 +292,11 @@ def test_a_run_with_the_option_ticked_fills_the_inside_tab(qtbot, workspace):
     assert panel.weights_plot.image.image.shape[0] == 2 and panel.activations_plot.image.image.any()
     assert panel.table.item(0, 3).text().endswith("dead")  # a ReLU layer
     assert panel.sentence_label.text() == interpret(res.layer_stats[-1])
+    # Dense layers on flat images: compared per unit, the figures of the run itself
+    assert panel.measure == "bias_grad_rms"
+    assert panel.table.horizontalHeaderItem(1).text() == "Gradient\nper unit"
+    np.testing.assert_allclose(panel.grad_plot.values("digit")[1], [s[-1]["bias_grad_rms"] for s in res.layer_stats],
+                               rtol=1e-6)
 
     # the next run without the option: the panel forgets the last one and says the signals are off
     ws.settings_panel.layer_stats_box.setChecked(False)
@@ -267,3 +305,31 @@ def test_a_run_with_the_option_ticked_fills_the_inside_tab(qtbot, workspace):
     assert panel.layer_names() == [] and panel.sentence_label.text() == lsp.OFF_TEXT
     qtbot.waitUntil(lambda: not ws.is_running(), timeout=RUN_TIMEOUT_MS)
     assert ws.last_result.layer_stats == [] and panel.layer_names() == []
+
+
+@pytest.mark.slow
+def test_the_deep_sigmoid_template_shows_its_first_layer_two_decades_below_the_last(qtbot, workspace):
+    """Chapter 5's lesson as a learner sees it: one short epoch of nielsen-deep-sigmoid, the Inside tab open."""
+    from neuralstudio.core.templates import load_template
+
+    ws = workspace
+    ws.show()
+    qtbot.waitExposed(ws)
+    panel = ws.layer_stats_panel
+    ws.bottom_tabs.setCurrentWidget(panel)
+    ws.settings_panel.layer_stats_box.setChecked(True)
+    design = load_template("nielsen-deep-sigmoid")
+    design.training = design.training.updated(epochs=1, seed=1)
+    ws.set_design(design)
+    assert ws.start()
+    qtbot.waitUntil(lambda: not ws.is_running(), timeout=RUN_TIMEOUT_MS)
+    assert ws.last_result is not None and ws.last_result.status == "finished", ws.last_message
+    qtbot.waitUntil(lambda: not panel.drawing, timeout=5000)
+    assert panel.layer_names() == ["hidden_1", "hidden_2", "hidden_3", "digit"]
+    assert panel.grad_plot.item.titleLabel.text == "Gradient per unit"
+    first, last = panel.grad_plot.values("hidden_1")[1][-1], panel.grad_plot.values("digit")[1][-1]
+    assert last / first >= 100, last / first
+    text = panel.sentence_label.text()
+    assert text.startswith("The first layer's gradients are ") and text.endswith(
+        "x smaller than the last's: it learns slowly (vanishing gradients)."), text
+    assert f"{last / first:,.0f}x" in text

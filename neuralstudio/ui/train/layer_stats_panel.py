@@ -1,10 +1,13 @@
 """The Inside tab of the Train workspace: what each trainable layer does while the network learns.
 
-Per trainable layer it shows the gradient norm and the ratio of update size to weight size over the epochs (one
-curve per layer on two log plots, so that the layers are compared at a glance: Nielsen's chapter 5 shows the
-vanishing gradient as exactly that comparison), a histogram strip of the weights and of the activations over
-the epochs (one band per layer in one image, x = epoch, y = value, darker = more), the share of dead ReLU
-or saturated sigmoid/tanh units, and one sentence from :func:`neuralstudio.ml.layer_stats.interpret` on top.
+Per trainable layer it shows the gradient per unit (the root mean square of the bias gradient, Nielsen's delta;
+the kernel gradient's norm where the first or last layer has no per-unit bias, as
+:func:`neuralstudio.ml.layer_stats.gradient_measure` decides for the sentence too) and the ratio of update size to
+weight size over the epochs (one curve per layer on two log plots, so that the layers are compared at a glance:
+Nielsen's chapter 5 shows the vanishing gradient as exactly that comparison), a histogram strip of the weights
+and of the activations over the epochs (one band per layer in one image, x = epoch, y = value, darker = more),
+the share of dead ReLU or saturated sigmoid/tanh units, and one sentence from
+:func:`neuralstudio.ml.layer_stats.interpret` on top.
 
 The snapshots come from the trainer's optional ``on_layer_stats`` report, through the worker's buffer and the
 workspace's drain timer (docs/ARCHITECTURE.md, "Train -> worker -> plots"); this widget is only ever called on
@@ -69,6 +72,18 @@ OFF_TEXT = ("Per-layer signals are off for this run. Tick “Per-layer signals (
             "training settings to see inside the network during the next run.")
 
 SENTENCE_TIP = "What the per-layer signals of the latest epoch say, in one sentence."
+UNIT_GRAD_TIP = (
+    "Gradient per unit: how strongly the loss pulls on each unit of a layer (the root mean square, over the layer's "
+    "units, of the gradient of the loss with respect to each unit's bias, on a fixed batch of training examples), "
+    "per epoch, on a log scale; one curve per layer, coloured as in the table. That gradient is the unit's error, "
+    "what Nielsen calls delta and reads as the unit's speed of learning; per unit, so that a wide layer and a "
+    "narrow one compare.\n"
+    "In a deep network of sigmoid or tanh layers the gradient shrinks each time it is passed back through a "
+    "layer, so the first layers get far smaller gradients than the last ones and learn far more slowly: the "
+    "vanishing-gradient problem (Nielsen, Neural Networks and Deep Learning, chapter 5). In nielsen-deep-sigmoid "
+    "the first layer's units get over 100 times less than the output layer's after the first epoch; in its ReLU "
+    "twin about as much. A curve far below the others marks a layer that barely learns; a curve shooting up marks "
+    "exploding gradients. A cell's tooltip also gives the kernel gradient's norm.")
 GRAD_TIP = (
     "Gradient norm: how strongly the loss pulls on each layer's weights (the length of the gradient of the loss "
     "with respect to them, on a fixed batch of training examples), per epoch, on a log scale; one curve per "
@@ -76,7 +91,10 @@ GRAD_TIP = (
     "In a deep network of sigmoid or tanh layers the gradient shrinks each time it is passed back through a "
     "layer, so the first layers get far smaller gradients than the last ones and learn far more slowly: the "
     "vanishing-gradient problem (Nielsen, Neural Networks and Deep Learning, chapter 5). A curve far below the "
-    "others marks a layer that barely learns; a curve shooting up marks exploding gradients.")
+    "others marks a layer that barely learns; a curve shooting up marks exploding gradients.\n"
+    "Shown when the first or the last layer has no bias of its own per unit (a convolution, a recurrent layer, "
+    "use_bias off), where the gradient per unit cannot be compared. The norm grows with the number of weights, so "
+    "a large layer reads higher than a small one that learns as fast.")
 RATIO_TIP = (
     "Update / weight: how far the last epoch moved each layer's weights, relative to their size (the norm of "
     "the change over the epoch divided by the norm of the weights before it), on a log scale.\n"
@@ -106,8 +124,15 @@ UNITS_TIP = (
     "the layers before it learn very slowly. An output layer is meant to saturate once it is sure. "
     "Red: more than half.")
 LAYER_TIP = "A layer with trainable weights: its name, its kind and its activation, in the network's order."
-TABLE_COLUMNS = (("Layer", LAYER_TIP), ("Gradient\nnorm", GRAD_TIP), ("Update /\nweight", RATIO_TIP),
+TABLE_COLUMNS = (("Layer", LAYER_TIP), ("Gradient\nper unit", UNIT_GRAD_TIP), ("Update /\nweight", RATIO_TIP),
                  ("Dead /\nsaturated", UNITS_TIP))
+#: the measure the panel starts with (the one the sentence leads with whenever every layer has it)
+DEFAULT_MEASURE = "bias_grad_rms"
+#: what the gradient plot and column are called, and explained, for each measure that may compare the layers
+GRADIENT_MEASURES = {
+    "bias_grad_rms": ("Gradient per unit", "Gradient\nper unit", UNIT_GRAD_TIP),
+    "grad_norm": ("Gradient norm", "Gradient\nnorm", GRAD_TIP),
+}
 
 #: the curves' colours by depth: the first layer blue, the last red
 _DEPTH_COLORS = pg.ColorMap([0.0, 0.5, 1.0], [(31, 119, 180), (148, 103, 189), (214, 39, 40)])
@@ -227,12 +252,15 @@ class LayerTrack:
     activation: str | None = None
     epochs: list[float] = field(default_factory=list)  # x: epoch + 1, so the end of the first epoch is at 1
     grad_norm: list[float] = field(default_factory=list)
+    bias_grad_rms: list[float] = field(default_factory=list)
     update_ratio: list[float] = field(default_factory=list)
     weights: _Strip = field(default_factory=_Strip)
     activations: _Strip = field(default_factory=_Strip)
     dead_fraction: float | None = None
     saturated_fraction: float | None = None
     last_grad_norm: float | None = None
+    last_bias_grad_rms: float | None = None
+    last_bias_grad_norm: float | None = None
     last_update_ratio: float | None = None
 
     def add(self, epoch: int, stats: dict[str, Any]) -> None:
@@ -241,8 +269,9 @@ class LayerTrack:
         act = stats.get("activation")
         self.activation = str(act) if act else self.activation
         i = len(self.epochs) - 1 if self.epochs and self.epochs[-1] == x else len(self.epochs)
-        values = (x, _positive(stats.get("grad_norm")), _positive(stats.get("update_ratio")))
-        for series, v in zip((self.epochs, self.grad_norm, self.update_ratio), values):
+        values = (x, _positive(stats.get("grad_norm")), _positive(stats.get("bias_grad_rms")),
+                  _positive(stats.get("update_ratio")))
+        for series, v in zip((self.epochs, self.grad_norm, self.bias_grad_rms, self.update_ratio), values):
             if i == len(series):
                 series.append(v)
             else:
@@ -252,7 +281,19 @@ class LayerTrack:
         self.dead_fraction = _fraction(stats.get("dead_fraction"))
         self.saturated_fraction = _fraction(stats.get("saturated_fraction"))
         self.last_grad_norm = _fraction(stats.get("grad_norm"))
+        self.last_bias_grad_rms = _fraction(stats.get("bias_grad_rms"))
+        self.last_bias_grad_norm = _fraction(stats.get("bias_grad_norm"))
         self.last_update_ratio = _fraction(stats.get("update_ratio"))
+
+    def last(self, measure: str) -> float | None:
+        """The latest value of ``measure`` (a key of :data:`GRADIENT_MEASURES`), as the table shows it."""
+        return self.last_bias_grad_rms if measure == "bias_grad_rms" else self.last_grad_norm
+
+    def gradient_text(self) -> str:
+        """Every gradient figure of the latest snapshot, for the gradient cell's tooltip."""
+        return (f"{self.name}: gradient per unit {_number(self.last_bias_grad_rms)}, over the biases "
+                f"(Nielsen's ||delta||) {_number(self.last_bias_grad_norm)}, "
+                f"kernel gradient norm {_number(self.last_grad_norm)}")
 
     def kind(self) -> str:
         """``Dense · relu``: the layer's class and its activation (a linear one goes without saying)."""
@@ -463,6 +504,8 @@ class LayerStatsPanel(QWidget):
         self._interpret = interpret or layer_stats.interpret
         self.tracks: dict[str, LayerTrack] = {}  # by layer name, in the network's order
         self.latest: list[dict[str, Any]] = []  # the last snapshot, for the sentence
+        #: which gradient figure the plot and the table compare the layers by (a key of GRADIENT_MEASURES)
+        self.measure = DEFAULT_MEASURE
         self.snapshots = 0  # snapshots taken in since the last reset
         self.refresh_count = 0
         self._dirty = False  # taken in but not drawn (hidden, or items of new layers still to make)
@@ -508,7 +551,8 @@ class LayerStatsPanel(QWidget):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
 
         target = math.log10(UPDATE_RATIO_TARGET)
-        self.grad_plot = _SignalPlot(self, "gradientNormPlot", "Gradient norm", GRAD_TIP)
+        title, _, tip = GRADIENT_MEASURES[self.measure]
+        self.grad_plot = _SignalPlot(self, "gradientNormPlot", title, tip)
         self.ratio_plot = _SignalPlot(self, "updateRatioPlot", "Update / weight", RATIO_TIP, keep_in_view=target)
         # Karpathy's band and line, in the log plot's own coordinates (log10 of the value)
         self.ratio_band = pg.LinearRegionItem(values=(target - UPDATE_RATIO_BAND, target + UPDATE_RATIO_BAND),
@@ -548,6 +592,7 @@ class LayerStatsPanel(QWidget):
         """Forget the previous run; ``enabled`` says whether the new run reports per-layer signals at all."""
         self.tracks.clear()
         self.latest = []
+        self._set_measure(DEFAULT_MEASURE)
         self.snapshots = 0
         self._dirty = False
         self._stages = []
@@ -592,9 +637,12 @@ class LayerStatsPanel(QWidget):
         if made < len(tracks):
             self._dirty = True  # the rest after these stages (see _on_stage_timer)
         shown = tracks[:made]
+        if self.latest:
+            self._set_measure(layer_stats.gradient_measure(self.latest))
+        measure = self.measure
         stages: list[Callable[[], None]] = [
             lambda: self._draw_table(shown),  # and the sentence
-            lambda: self.grad_plot.show(shown, "grad_norm"),
+            lambda: self.grad_plot.show(shown, measure),
             lambda: self.ratio_plot.show(shown, "update_ratio"),
             lambda: self.weights_plot.show(shown),
             lambda: self.activations_plot.show(shown),
@@ -611,8 +659,24 @@ class LayerStatsPanel(QWidget):
         self._stages = stages[2:]
         self._stage_timer.start()
 
+    def _set_measure(self, measure: str) -> None:
+        """Compare the layers by ``measure`` from now on: the plot's title and the column say which."""
+        if measure not in GRADIENT_MEASURES:
+            measure = DEFAULT_MEASURE
+        title, column, tip = GRADIENT_MEASURES[measure]
+        head = self.table.horizontalHeaderItem(1)
+        if measure == self.measure and head is not None and head.text() == column:
+            return
+        self.measure = measure
+        self.grad_plot.item.setTitle(title, size="9pt")
+        self.grad_plot.widget.setAccessibleName(title)
+        self.grad_plot.widget.setToolTip(tip)
+        if head is not None:
+            head.setText(column)
+            head.setToolTip(tip)
+
     def _draw_all(self, tracks: Sequence[LayerTrack]) -> None:
-        self.grad_plot.show(tracks, "grad_norm")
+        self.grad_plot.show(tracks, self.measure)
         self.ratio_plot.show(tracks, "update_ratio")
         self.weights_plot.show(tracks)
         self.activations_plot.show(tracks)
@@ -651,7 +715,9 @@ class LayerStatsPanel(QWidget):
     def _fill_row(self, k: int, t: LayerTrack) -> None:
         kind = t.kind()
         self.table.item(k, 0).setText(f"{t.name}\n{kind}" if kind else t.name)
-        self.table.item(k, 1).setText(_number(t.last_grad_norm))
+        grad = self.table.item(k, 1)
+        grad.setText(_number(t.last(self.measure)))
+        grad.setToolTip(t.gradient_text() + "\n\n" + GRADIENT_MEASURES[self.measure][2])
         self.table.item(k, 2).setText(_number(t.last_update_ratio))
         units = self.table.item(k, 3)
         units.setText(t.units_text())

@@ -75,7 +75,8 @@ FIND_LEARNING_RATE_TIP = ("Find a learning rate: trains briefly while the rate g
 
 
 #: on the per-layer signals box: what the run measures for the Inside tab, and what it costs
-LAYER_STATS_TIP = ("Measure, at the end of each epoch, each layer's gradient norm, how far its weights moved, how "
+LAYER_STATS_TIP = ("Measure, at the end of each epoch, each layer's gradients (per unit, as Nielsen measures the "
+                   "speed of learning), how far its weights moved, how "
                    "its weights and outputs are spread, and its dead or saturated units, on a fixed batch of "
                    "training examples: the Inside tab shows them. Costs a few percent of the training time "
                    "(3-5% on the MNIST sample).")
