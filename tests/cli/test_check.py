@@ -8,6 +8,8 @@ import pytest
 from neuralstudio.cli import main
 from neuralstudio.core.design import Design
 
+pytestmark = pytest.mark.backend_neutral  # the shape analysis
+
 
 def _design(tmp_path, name, layers, input_shape=(28, 28, 1)):
     d = Design()

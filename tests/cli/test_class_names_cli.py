@@ -14,6 +14,9 @@ from PIL import Image
 
 from neuralstudio.cli import main
 
+pytestmark = pytest.mark.backend_neutral  # class names files
+
+
 keras = pytest.importorskip("keras")
 
 

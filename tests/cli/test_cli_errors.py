@@ -12,6 +12,8 @@ from neuralstudio.cli import main, os_error_message
 from neuralstudio.cli import templates as templates_cmd
 from neuralstudio.core.atomic import is_partial_file
 
+pytestmark = pytest.mark.backend_neutral  # argument errors
+
 
 @pytest.fixture
 def design(tmp_path, capsys):

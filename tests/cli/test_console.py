@@ -8,7 +8,12 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
+
 from neuralstudio.cli.console import quiet_console
+
+pytestmark = pytest.mark.backend_neutral  # terminal output
+
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "models" / "digits.keras"

@@ -23,6 +23,8 @@ from neuralstudio.ml.export_formats import FORMATS  # noqa: E402
 def _format_param(name: str) -> object:
     missing = FORMATS[name].missing_packages()
     marks = [pytest.mark.skip(reason=f"needs {', '.join(missing)}: {FORMATS[name].install_hint()}")] if missing else []
+    if name in ("python", "inference-script"):  # generated code, the same on every backend
+        marks.append(pytest.mark.backend_neutral)
     return pytest.param(name, marks=marks, id=name)
 
 

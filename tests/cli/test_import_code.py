@@ -12,6 +12,8 @@ from neuralstudio.cli import main  # noqa: E402
 from neuralstudio.core.design import load_design  # noqa: E402
 from neuralstudio.ml.builder import build_model  # noqa: E402
 
+pytestmark = pytest.mark.backend_neutral  # refused before anything runs
+
 
 def _model() -> keras.Model:
     inp = keras.Input((28, 28, 1), name="image")

@@ -12,6 +12,9 @@ from neuralstudio.core.design import Design
 from neuralstudio.core.graph import Graph
 from neuralstudio.core.training_settings import TrainingSettings
 
+#: the sweep's options and output (a trial is a Trainer run, tested on every backend)
+pytestmark = pytest.mark.backend_neutral
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):

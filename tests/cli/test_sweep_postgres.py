@@ -19,6 +19,8 @@ from neuralstudio.core.graph import Graph
 from neuralstudio.core.runs import RunsStore
 from neuralstudio.core.training_settings import TrainingSettings
 
+pytestmark = pytest.mark.backend_neutral  # Optuna's storage shared by workers
+
 
 @pytest.fixture
 def net(tmp_path):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from neuralstudio.cli import main
 from neuralstudio.core.design import load_design
 from neuralstudio.core.templates import load_template, template_names
+
+pytestmark = pytest.mark.backend_neutral  # template files
 
 
 def test_templates_lists_every_template_and_marks_the_default(capsys):

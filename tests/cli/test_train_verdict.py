@@ -8,6 +8,8 @@ from support import image_mlp
 
 from neuralstudio.cli import main
 
+pytestmark = pytest.mark.backend_neutral  # the end-of-run sentence from the run's figures
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):

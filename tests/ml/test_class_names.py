@@ -31,6 +31,9 @@ from neuralstudio.ml.model_metadata import (  # noqa: E402
     save_model,
 )
 
+pytestmark = pytest.mark.backend_neutral  # class names are read and written without Keras computing anything
+
+
 # --------------------------------------------------------------------------- validation (core)
 
 

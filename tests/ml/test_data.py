@@ -13,6 +13,8 @@ import pytest
 from neuralstudio.ml import data
 from neuralstudio.ml.data import DataError, adapt_inputs, load_dataset, one_hot, stratified_split
 
+pytestmark = pytest.mark.backend_neutral  # data sources are NumPy
+
 
 # --------------------------------------------------------------------------- helpers
 def write_idx(path: Path, arr: np.ndarray, gz: bool = True) -> Path:

@@ -29,6 +29,9 @@ from PIL import Image
 from neuralstudio.ml import data
 from neuralstudio.ml.data import DataError, load_dataset
 
+pytestmark = pytest.mark.backend_neutral  # data sources are NumPy
+
+
 CAP = 1 << 30  # the address-space limit of the memory-bound cases
 GIB = 1 << 30
 

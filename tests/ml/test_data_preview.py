@@ -10,6 +10,8 @@ from neuralstudio.ml import data
 from neuralstudio.ml.data import DataError, Dataset
 from neuralstudio.ml.data.preview import PREVIEW_EXAMPLES, preview_dataset, preview_source, thumbnail_pixels
 
+pytestmark = pytest.mark.backend_neutral  # data sources are NumPy
+
 
 def brightness_class(example: np.ndarray) -> int:
     """The class a test image was written for (its brightness is 20 + 50 * class, see data_files)."""

@@ -7,6 +7,8 @@ from neuralstudio.core.graph import Graph
 from neuralstudio.ml import diagnose
 from neuralstudio.ml.builder import analyze
 
+pytestmark = pytest.mark.backend_neutral  # the problem finder reads the shape analysis
+
 
 def chain(input_shape, *layers):
     """Input -> layers in a line; returns the graph and the node ids (input first)."""

@@ -13,6 +13,9 @@ import pytest
 from neuralstudio.ml import export_formats as reg
 from neuralstudio.ml.export_formats import DEFAULT_FORMAT, FORMATS, ExportError, ExportFormat, get_format
 
+pytestmark = pytest.mark.backend_neutral  # the registry imports no Keras
+
+
 # name: (folder, quantize modes, uses the design, packages to write, packages to verify, pip extra)
 CAPABILITIES = {
     "keras": (False, (), False, (), (), ""),

@@ -11,6 +11,8 @@ keras = pytest.importorskip("keras")
 
 from neuralstudio.ml.export import ExportError, export_model  # noqa: E402
 
+pytestmark = pytest.mark.backend_neutral  # file handling around the writers
+
 
 @pytest.fixture(scope="module")
 def model():

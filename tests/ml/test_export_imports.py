@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.backend_neutral  # import rules
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

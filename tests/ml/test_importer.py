@@ -222,6 +222,7 @@ def test_subclassed_model_is_refused():
         graph_from_model(net)
 
 
+@pytest.mark.backend_neutral  # the same import on more layers; the round trips above run on every backend
 def test_mobilenet_v2_application_round_trip():
     """A real keras.applications architecture: 150+ layers, residual merges, ReLU6, depthwise convs."""
     model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=7)
@@ -230,6 +231,7 @@ def test_mobilenet_v2_application_round_trip():
     assert_same_model(model, build_model(graph))
 
 
+@pytest.mark.backend_neutral  # the same import on more layers; the round trips above run on every backend
 def test_efficientnet_b0_application_round_trip():
     """Rescaling, Normalization, squeeze-excitation Multiply, Dropout called with training=False."""
     model = keras.applications.EfficientNetB0(input_shape=(64, 64, 3), weights=None, classes=5)

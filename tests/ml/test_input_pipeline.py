@@ -7,6 +7,9 @@ import pytest
 
 from neuralstudio.ml.input_pipeline import batches, to_tensor, to_tensors
 
+pytestmark = pytest.mark.backend_neutral  # the trainer's tf.data pipeline is used on TensorFlow only
+
+
 tf = pytest.importorskip("tensorflow")
 
 

@@ -30,6 +30,9 @@ from neuralstudio.core.runs import RUN_FILE
 from neuralstudio.ml import model_files
 from neuralstudio.ml.model_files import ModelFileError, check_model_file
 
+pytestmark = pytest.mark.backend_neutral  # files are refused before Keras reads them
+
+
 CAP_BYTES = int(1.5 * 2**30)
 CHECK_SECONDS = 5.0  # each refusal takes milliseconds; the child's imports take about 0.5 s
 

@@ -36,6 +36,9 @@ from neuralstudio.ml.model_files import (  # noqa: E402
     model_file_format,
 )
 
+pytestmark = pytest.mark.backend_neutral  # old files are translated before Keras reads them
+
+
 DIGIT_MODELS = ["cnn_keras224.h5", "mlp_keras220.h5", "cnn_keras224_is_h5.keras", "k3_is_zip.h5"]
 
 

@@ -14,6 +14,8 @@ from neuralstudio.core.runs import RUN_FILE, RunRecord  # noqa: E402
 from neuralstudio.ml.model_files import ModelFileError, save_keras_model  # noqa: E402
 from neuralstudio.ml.model_info import model_info  # noqa: E402
 
+pytestmark = pytest.mark.backend_neutral  # read from the files
+
 
 def _model() -> keras.Model:
     inputs = keras.Input((28, 28, 1), name="digit")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from neuralstudio.core.design import Design
 from neuralstudio.core.graph import Graph
 from neuralstudio.core.training_settings import TrainingSettings
 from neuralstudio.ml.model_size import model_size_text
+
+pytestmark = pytest.mark.backend_neutral  # shape-only analysis
 
 
 def design(units: int = 16, input_shape=(None, 28, 28)) -> Design:

@@ -7,6 +7,8 @@ from PIL import Image
 from neuralstudio.core.errors import UserError
 from neuralstudio.ml.preprocess import ImageFileError, load_gray_image, prepare_digit, prepare_image_file
 
+pytestmark = pytest.mark.backend_neutral  # image preparation is NumPy and Pillow
+
 
 def seven(size: int, top: int, left: int, height: int, thickness: int) -> np.ndarray:
     """A crude white-on-black '7' of the given height placed at (top, left) on a size x size canvas."""

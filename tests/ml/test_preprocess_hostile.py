@@ -25,6 +25,9 @@ from PIL import Image
 
 from neuralstudio.ml.preprocess import MAX_IMAGE_PIXELS, ImageFileError, load_gray_image, prepare_image_file
 
+pytestmark = pytest.mark.backend_neutral  # image preparation is NumPy and Pillow
+
+
 CAP = 1 << 30  # the address-space limit of the memory-bound cases
 
 

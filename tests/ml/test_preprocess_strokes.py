@@ -20,6 +20,9 @@ from neuralstudio.ml.preprocess import (
     stroke_thickness,
 )
 
+pytestmark = pytest.mark.backend_neutral  # image preparation is NumPy and Pillow
+
+
 CANVAS = 280
 PEN = CANVAS / 14  # the canvas's default pen
 

@@ -60,6 +60,7 @@ def test_a_grid_runs_every_combination_once_and_records_each_trial_as_a_run(tmp_
     assert study_names(spec.storage)[0]["name"] == "grid"
 
 
+@pytest.mark.backend_neutral  # Optuna's side; trials run on every backend in the grid test
 def test_stopping_keeps_the_finished_trials_and_the_experiment_can_be_continued(tmp_path, small):
     spec = _spec(tmp_path, ["learning_rate=0.05,0.1,0.2"], strategy="grid", study="stop")
     control = SweepControl()
@@ -91,6 +92,7 @@ def test_stopping_keeps_the_finished_trials_and_the_experiment_can_be_continued(
     assert sorted(trial.params["learning_rate"] for trial in done) == [0.05, 0.1, 0.2]
 
 
+@pytest.mark.backend_neutral  # Optuna's side; trials run on every backend in the grid test
 def test_median_pruning_stops_clearly_worse_trials(tmp_path, small):
     spec = _spec(tmp_path, ["learning_rate=0.3,0.00001,0.00002"], strategy="random", trials=6, prune="median",
                  study="prune", training={"epochs": 3})
@@ -106,6 +108,7 @@ def test_median_pruning_stops_clearly_worse_trials(tmp_path, small):
     assert len(res.rows) == 6
 
 
+@pytest.mark.backend_neutral  # Optuna's side; trials run on every backend in the grid test
 def test_a_learning_rate_that_blows_up_is_marked_diverged_and_never_best(tmp_path, small):
     spec = _spec(tmp_path, ["learning_rate=0.1,80"], strategy="grid", study="diverge", training={"epochs": 2})
     run_sweep(new_study(spec), spec, dataset=small)
@@ -116,6 +119,7 @@ def test_a_learning_rate_that_blows_up_is_marked_diverged_and_never_best(tmp_pat
     assert "80 diverged" in res.sentence
 
 
+@pytest.mark.backend_neutral  # Optuna's side; trials run on every backend in the grid test
 def test_a_tpe_search_samples_inside_the_ranges(tmp_path, small):
     spec = _spec(tmp_path, ["learning_rate=log:0.01:0.5", "hidden.units=4:24"], strategy="tpe", trials=3,
                  study="tpe")
@@ -162,6 +166,7 @@ def test_results_of_a_study_whose_trials_are_still_running_or_failed(tmp_path):
     assert np.isnan(np.nan)  # numpy is imported for the data slice
 
 
+@pytest.mark.backend_neutral  # Optuna's side; trials run on every backend in the grid test
 def test_a_trial_reruns_from_what_the_study_recorded_and_reproduces_its_metrics(tmp_path, small):
     from neuralstudio.core.search_space import apply_values
     from neuralstudio.ml.sweep import trial_values
