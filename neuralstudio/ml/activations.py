@@ -11,20 +11,22 @@ the first layer's filters, the pixels that drove the answer and the activations 
   up, so a stroke costs one call of that function, never ``model.predict`` (docs/ARCHITECTURE.md, "Traps").
   ``Predictor``'s own function cannot be reused: it has the model's single output and returns NumPy, while
   the probe needs every layer's output and a function gradients can flow through.
-- The saliency is gradient x input, the gradient taken by :func:`neuralstudio.ml.gradients.input_gradient`
-  (the one module that takes derivatives). It is handed the probe's traced function instead of the model,
-  so the forward pass is the graph function and the same call also gives the layer outputs:
-  :meth:`ActivationProbe.look` costs one forward and one backward pass for all the views. Called eagerly on
-  the model itself, the gradient took about 100 ms a drawing on this CPU against 10-20 ms.
+- The saliency is gradient x input, the gradient taken in ``ml/gradients.py`` (the one module that takes
+  derivatives): :func:`~neuralstudio.ml.gradients.outputs_and_input_gradient` compiles, once per probe, one
+  function that returns every probed layer's output and the input gradient of the class output, so
+  :meth:`ActivationProbe.look` costs one call, one forward and one backward pass, for all the views. For the
+  bundled model that is about 5 ms a drawing on this CPU, against 16.5 ms for an eager gradient tape around the
+  probe's traced forward pass and 56 ms for one around the model itself (docs/ARCHITECTURE.md, "Traps").
 - :func:`first_layer_filters` and :func:`explain_unavailable` read the model's layers only.
 
-Everything here runs on the caller's thread. Build and warm up a probe on a background thread (tracing takes
-0.5-1 s); afterwards its calls are what the GUI thread may make (docs/ARCHITECTURE.md, "Threads").
+Everything here runs on the caller's thread, which is never the GUI thread: the inside view builds, warms up
+(tracing takes 0.5-1 s) and calls a probe on a plain thread of its own that computes only the newest drawing
+(docs/ARCHITECTURE.md, "Threads").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -463,33 +465,6 @@ def saliency(model: Any, x: np.ndarray, class_index: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the probe
-class _Forward:
-    """The probe's traced function, called the way :func:`~neuralstudio.ml.gradients.input_gradient` calls a model.
-
-    ``input_gradient`` calls ``model(x, training=False)`` once under its gradient tape and reads the class output;
-    this object runs the whole probe there instead and keeps the layer outputs of that call, so that one forward
-    pass gives both the saliency and the feature maps. ``hook`` is called with those outputs as soon as the forward
-    pass is done, before the backward pass; what it raises is kept for the caller, never mistaken for a failed
-    gradient.
-    """
-
-    def __init__(self, fn: Any) -> None:
-        self._fn = fn
-        self.outputs: Sequence[Any] = ()
-        self.hook: Callable[[Sequence[Any]], None] | None = None
-        self.hook_error: BaseException | None = None
-
-    def __call__(self, x: Any, training: bool = False) -> Any:
-        self.outputs = self._fn(x)
-        if self.hook is not None:
-            hook, self.hook = self.hook, None
-            try:
-                hook(self.outputs)
-            except Exception as exc:  # noqa: BLE001 - re-raised by ActivationProbe.look after the gradient
-                self.hook_error = exc
-        return self.outputs[-1]
-
-
 class ActivationProbe:
     """Reads a model's layers for one prepared 28x28 image, fast enough to follow the pen.
 
@@ -517,8 +492,13 @@ class ActivationProbe:
         self.filters = first_layer_filters(model)
         probed = _probed(model)
         self.layers: tuple[ProbedLayer, ...] = tuple(p for p, _ in probed)
-        self._fn = self._make_function([t for _, t in probed])
-        self._forward = _Forward(self._fn)
+        import keras  # here, not at the top: the window imports this module before Keras has loaded
+
+        # The one input as a tensor, not a list: called with one tensor, a list-input model warns on every trace.
+        self._probe_model = keras.Model(model.inputs[0], [*(t for _, t in probed), model.outputs[0]],
+                                        name=f"{model.name}_probe")
+        self._fn = self._make_function()
+        self._both: Any = None  # the compiled forward and backward pass (outputs_and_input_gradient), made when needed
         if warm_up:
             self.look(np.zeros((28, 28), dtype=np.float32), 0)
 
@@ -526,21 +506,22 @@ class ActivationProbe:
     def has_saliency(self) -> bool:
         return SALIENCY not in self.reasons
 
-    def _make_function(self, tensors: list[Any]) -> Any:
-        """One traced graph function from the input to the probed layers' outputs and the model's output.
+    def _make_function(self) -> Any:
+        """One compiled function from the input to the probed layers' outputs and the model's output, as NumPy.
 
-        The same pattern as ``Predictor._make_function`` (no data pipeline, no callbacks, a batch of any size),
-        returning tensors rather than NumPy so that gradients can flow through it.
+        The same pattern as ``Predictor._make_function`` (no data pipeline, no callbacks, a batch of any size); used
+        where no gradient is wanted (:meth:`activations`, a model without saliency).
         """
-        import keras
+        from neuralstudio.ml.backends import forward_function
 
-        # The one input as a tensor, not a list: called with one tensor, a list-input model warns on every trace.
-        probe = keras.Model(self.model.inputs[0], [*tensors, self.model.outputs[0]], name=f"{self.model.name}_probe")
-        from neuralstudio.ml.backends import active, forward_function
-
-        # TensorFlow's tensors, so that GradientTape can differentiate the same call (see _Forward); NumPy elsewhere
-        call = forward_function(probe, self.reshape, to_numpy=active() != "tensorflow")
+        call = forward_function(self._probe_model, self.reshape)
         return lambda x: list(call(x))
+
+    @property
+    def traces(self) -> int:
+        """How many times the saliency's compiled forward and backward pass was traced (0 before the first look):
+        once per model, whatever the drawings and classes (PyTorch does not trace: 0)."""
+        return 0 if self._both is None else self._both.traces
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -562,81 +543,36 @@ class ActivationProbe:
             raise UserError(look.saliency_reason)
         return look.saliency
 
-    def look(self, x: np.ndarray, class_index: int,
-             on_activations: Callable[[list[LayerActivation]], None] | None = None) -> Look:
-        """Everything the inside view shows for a prepared ``(28, 28)`` image, in one forward and one backward pass.
+    def look(self, x: np.ndarray, class_index: int) -> Look:
+        """Everything the inside view shows for a prepared ``(28, 28)`` image, from one compiled call.
 
         Args:
             x: the prepared image (values in 0..1).
             class_index: the class the saliency is for (the predicted one).
-            on_activations: called with the layer outputs as soon as the forward pass is done, before the backward
-                pass (several times longer): the inside view shows the feature maps while the saliency is computed.
 
-        One thread at a time: the probe keeps the outputs of the call in progress.
+        The layer outputs and the input gradient come from one forward and one backward pass, compiled once per probe
+        (:func:`~neuralstudio.ml.gradients.outputs_and_input_gradient`: ``tf.function``, ``jax.jit``, autograd on
+        PyTorch), never an eager gradient tape per drawing (docs/ARCHITECTURE.md, "Traps"). A model whose gradient
+        cannot be taken loses its saliency, with the reason, and keeps the other views. One thread at a time.
         """
-        from neuralstudio.ml.gradients import input_gradient
-
         batch = self._batch(x)
-        if not self.has_saliency:
+        gradient = None
+        if self.has_saliency:
+            try:
+                if self._both is None:
+                    from neuralstudio.ml.gradients import outputs_and_input_gradient
+
+                    self._both = outputs_and_input_gradient(self._probe_model, self.reshape)
+                outputs, gradient = self._both(batch, int(class_index))
+            except Exception as exc:  # noqa: BLE001 - a layer without a gradient: the other views still apply
+                self.reasons[SALIENCY] = ("The gradient through this model could not be taken, so there is no "
+                                          f"saliency: {type(exc).__name__}: {exc}")
+                self.explanation = " ".join(dict.fromkeys(self.reasons.values()))
+                self._both = None
+        if gradient is None:
             outputs = self._fn(batch)
-            activations = self._activations(outputs[:-1])
-            if on_activations is not None:
-                on_activations(activations)
-            return Look(activations, None, np.asarray(outputs[-1])[0].reshape(-1), int(class_index),
-                        self.reasons[SALIENCY])
-        from neuralstudio.ml.backends import active
-
-        if active() != "tensorflow":
-            return self._look_then_differentiate(x, batch, class_index, on_activations)
-        box: dict[str, list[LayerActivation]] = {}
-
-        def hook(outputs: Sequence[Any]) -> None:
-            box["activations"] = self._activations(outputs[:-1])
-            if on_activations is not None:
-                on_activations(box["activations"])
-
-        forward = self._forward
-        forward.hook, forward.hook_error = hook, None
-        try:
-            gradient = input_gradient(forward, batch, int(class_index))
-        except Exception as exc:  # noqa: BLE001 - a layer without a gradient: the other views still apply
-            if forward.hook_error is not None:
-                raise forward.hook_error from None
-            self.reasons[SALIENCY] = ("The gradient through this model could not be taken, so there is no saliency: "
-                                      f"{type(exc).__name__}: {exc}")
-            self.explanation = " ".join(dict.fromkeys(self.reasons.values()))
-            return self.look(x, class_index, on_activations)  # without the gradient from now on
-        finally:
-            forward.hook = None
-            output = forward.outputs[-1] if forward.outputs else None
-            forward.outputs = ()  # hold no tensors of this drawing past the call
-        if forward.hook_error is not None:
-            error, forward.hook_error = forward.hook_error, None
-            raise error
-        return Look(box["activations"], _gradient_times_input(gradient[0], x), np.asarray(output)[0].reshape(-1),
-                    int(class_index))
-
-    def _look_then_differentiate(self, x: np.ndarray, batch: np.ndarray, class_index: int,
-                                 on_activations: Callable[[list[LayerActivation]], None] | None) -> Look:
-        """:meth:`look` on JAX and PyTorch: the compiled forward pass for the views, then the backend's own gradient.
-
-        Neither hands out the layer outputs of the pass it differentiates as values (JAX traces it, PyTorch would
-        record autograd through the probe), so the gradient runs its own forward pass: one more forward, cheap
-        next to the backward pass.
-        """
-        from neuralstudio.ml.gradients import input_gradient
-
-        outputs = self._fn(batch)
         activations = self._activations(outputs[:-1])
-        if on_activations is not None:
-            on_activations(activations)
-        try:
-            gradient = input_gradient(self.model, batch, int(class_index))
-        except Exception as exc:  # noqa: BLE001 - a layer without a gradient: the other views still apply
-            self.reasons[SALIENCY] = ("The gradient through this model could not be taken, so there is no saliency: "
-                                      f"{type(exc).__name__}: {exc}")
-            self.explanation = " ".join(dict.fromkeys(self.reasons.values()))
-            return Look(activations, None, np.asarray(outputs[-1])[0].reshape(-1), int(class_index),
-                        self.reasons[SALIENCY])
-        return Look(activations, _gradient_times_input(gradient[0], x), np.asarray(outputs[-1])[0].reshape(-1),
-                    int(class_index))
+        output = np.asarray(outputs[-1])[0].reshape(-1)
+        if gradient is None:
+            return Look(activations, None, output, int(class_index), self.reasons[SALIENCY])
+        return Look(activations, _gradient_times_input(gradient[0], x), output, int(class_index))

@@ -6,10 +6,15 @@ inside a network (the per-layer gradient norms of Nielsen's chapter 5, the salie
 this module, which picks the function of the backend Keras runs on: TensorFlow, JAX and PyTorch, each
 checked against finite differences (``tests/ml/test_gradients.py``, run on every backend in CI).
 
-Both functions run on the caller's thread and take NumPy arrays; they never change the model's trainable
+These functions run on the caller's thread and take NumPy arrays; they never change the model's trainable
 weights, but :func:`layer_gradients` runs the model in training mode, which moves BatchNormalization's
 moving statistics and advances Dropout's seed: a caller that must leave the model exactly as it was saves
 and restores them (``ml/layer_stats.py`` does).
+
+:func:`outputs_and_input_gradient` is the compiled form of :func:`input_gradient` for a caller that asks for
+the same gradient again and again (the saliency of every pen move, ``ml/activations.py``): one function, traced
+once per model and input shape, that returns a model's outputs and the input gradient of its last output from
+one forward and one backward pass (docs/ARCHITECTURE.md, "Traps": an eager tape costs several times more).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import numpy as np
 
 from neuralstudio.core.errors import UserError
 
-__all__ = ["GradientsUnavailableError", "gradients_available", "input_gradient", "layer_gradients"]
+__all__ = ["GradientsUnavailableError", "OutputsAndInputGradient", "gradients_available", "input_gradient",
+           "layer_gradients", "outputs_and_input_gradient"]
 
 
 class GradientsUnavailableError(UserError, RuntimeError):
@@ -46,6 +52,59 @@ def input_gradient(model: Any, x: np.ndarray, class_index: int | np.ndarray) -> 
     ``class_index`` is one class for all examples, or one per example. The result has ``x``'s shape.
     """
     return _backend_impl("input_gradient")(model, x, class_index)
+
+
+class OutputsAndInputGradient:
+    """A compiled ``x, class_index -> (outputs, d(last output[class_index]) / d(x))``, made by
+    :func:`outputs_and_input_gradient`.
+
+    Calling it returns the model's outputs (a list of NumPy arrays, in the order of ``model.outputs``) and the
+    gradient of its last output's ``class_index`` entry with respect to ``x`` (``x``'s shape), both from the same
+    forward pass, in inference mode. ``class_index`` is one class for all examples or one per example, and is an
+    argument of the compiled function, not a constant of its trace: a new class or a new drawing never traces again.
+
+    Attributes:
+        traces: how many times the function was traced (TensorFlow, JAX; PyTorch runs without tracing: 0). A model
+            called with batches of one shape is traced once, on the first call.
+    """
+
+    def __init__(self, model: Any, input_shape: tuple[int | None, ...]) -> None:
+        self.model = model
+        self.input_shape = tuple(input_shape)
+        self.traces = 0
+        self._call: Callable[[np.ndarray, np.ndarray], tuple[list[np.ndarray], np.ndarray]] = (
+            _backend_impl("outputs_and_input_gradient")(self))
+
+    def __call__(self, x: np.ndarray, class_index: int | np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        x = np.asarray(x, dtype="float32")
+        idx = np.broadcast_to(np.asarray(class_index, dtype="int32"), (int(x.shape[0]),)).copy()  # writable: torch
+        return self._call(x, idx)
+
+    def _traced(self) -> None:
+        """Called from inside the traced Python body: it runs once per trace, never per call."""
+        self.traces += 1
+
+
+def outputs_and_input_gradient(model: Any, input_shape: tuple[int | None, ...]) -> OutputsAndInputGradient:
+    """One compiled function for ``model``'s outputs and the input gradient of its last output (see the class).
+
+    ``input_shape`` is one example's shape, the batch axis left out. The function is traced on its first call (a
+    ``tf.function`` with a batch-free signature on TensorFlow, ``jax.jit`` once per batch size on JAX, with the weights
+    passed in at each call so that it reads them as they are now; plain autograd on PyTorch): make the first call on
+    the thread that will make the others, off the GUI thread (docs/ARCHITECTURE.md, "Threads").
+
+    Raises:
+        GradientsUnavailableError: the backend has no gradients here.
+    """
+    return OutputsAndInputGradient(model, input_shape)
+
+
+def _as_list(outputs: Any) -> list[Any]:
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _no_gradient() -> ValueError:
+    return ValueError("the model's output does not depend on its input through operations that have a gradient")
 
 
 # ----------------------------------------------------------------------------- TensorFlow
@@ -81,6 +140,35 @@ def _tf_input_gradient(model: Any, x: np.ndarray, class_index: int | np.ndarray)
         # about 60 small operations (22 ms a drawing for mnist-cnn against 9 ms)
         picked = tf.reduce_sum(pred * tf.one_hot(idx, int(pred.shape[-1]), dtype=pred.dtype), axis=1)
     return np.asarray(tape.gradient(picked, xt))
+
+
+def _tf_outputs_and_input_gradient(fn: OutputsAndInputGradient
+                                   ) -> Callable[[np.ndarray, np.ndarray], tuple[list[np.ndarray], np.ndarray]]:
+    """The forward pass and its tape inside one ``tf.function``: eagerly, a tape around the probe's traced forward
+    pass cost 16.5 ms a drawing for the bundled model against 4.9 ms traced (docs/ARCHITECTURE.md, "Traps")."""
+    import tensorflow as tf
+
+    model = fn.model
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *fn.input_shape), tf.float32),
+                                  tf.TensorSpec((None,), tf.int32)])
+    def traced(x: Any, idx: Any) -> Any:
+        fn._traced()
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = _as_list(model(x, training=False))
+            pred = outputs[-1]
+            picked = tf.reduce_sum(pred * tf.one_hot(idx, int(pred.shape[-1]), dtype=pred.dtype))
+        grad = tape.gradient(picked, x)
+        if grad is None:  # raised while tracing, so on the first call
+            raise _no_gradient()
+        return outputs, grad
+
+    def call(x: np.ndarray, idx: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        outputs, grad = traced(x, idx)
+        return [o.numpy() for o in outputs], grad.numpy()
+
+    return call
 
 
 # ----------------------------------------------------------------------------- JAX
@@ -151,6 +239,36 @@ def _jax_input_gradient(model: Any, x: np.ndarray, class_index: int | np.ndarray
     return np.asarray(grad)
 
 
+def _jax_outputs_and_input_gradient(fn: OutputsAndInputGradient
+                                    ) -> Callable[[np.ndarray, np.ndarray], tuple[list[np.ndarray], np.ndarray]]:
+    """``jax.grad`` with the outputs as its auxiliary result, jitted: one forward pass gives both."""
+    import jax
+    import jax.numpy as jnp
+
+    model = fn.model
+    units = int(_as_list(model.outputs)[-1].shape[-1])
+
+    def both(trainable: Any, non_trainable: Any, x: Any, idx: Any) -> Any:
+        fn._traced()
+
+        def picked(xx: Any) -> Any:
+            outputs, _ = model.stateless_call(trainable, non_trainable, xx, training=False)
+            outputs = _as_list(outputs)
+            return jnp.sum(outputs[-1] * jax.nn.one_hot(idx, units, dtype=outputs[-1].dtype)), outputs
+
+        grad, outputs = jax.grad(picked, has_aux=True)(x)
+        return outputs, grad
+
+    jitted = jax.jit(both)
+
+    def call(x: np.ndarray, idx: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        outputs, grad = jitted([v.value for v in model.trainable_variables],
+                               [v.value for v in model.non_trainable_variables], jnp.asarray(x), jnp.asarray(idx))
+        return [np.asarray(o) for o in outputs], np.asarray(grad)
+
+    return call
+
+
 # ----------------------------------------------------------------------------- PyTorch
 def _torch_layer_gradients(model: Any, x: np.ndarray, y: np.ndarray, loss: Callable[[Any, Any], Any]
                            ) -> dict[str, list[np.ndarray]]:
@@ -179,10 +297,34 @@ def _torch_input_gradient(model: Any, x: np.ndarray, class_index: int | np.ndarr
     return grad.detach().cpu().numpy()
 
 
+def _torch_outputs_and_input_gradient(fn: OutputsAndInputGradient
+                                      ) -> Callable[[np.ndarray, np.ndarray], tuple[list[np.ndarray], np.ndarray]]:
+    """One call with autograd and ``torch.autograd.grad`` on its input: nothing to trace, the outputs of the same
+    call read detached."""
+    import keras
+    import torch
+
+    model = fn.model
+
+    def call(x: np.ndarray, idx: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        xt = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        outputs = _as_list(model(xt, training=False))
+        pred = outputs[-1]
+        onehot = torch.nn.functional.one_hot(torch.as_tensor(idx, dtype=torch.int64, device=pred.device),
+                                             int(pred.shape[-1])).to(pred.dtype)
+        (grad,) = torch.autograd.grad(torch.sum(pred * onehot), xt)
+        return [o.detach().cpu().numpy() for o in outputs], grad.detach().cpu().numpy()
+
+    return call
+
+
 _IMPLEMENTATIONS: dict[str, dict[str, Callable[..., Any]]] = {
-    "tensorflow": {"layer_gradients": _tf_layer_gradients, "input_gradient": _tf_input_gradient},
-    "jax": {"layer_gradients": _jax_layer_gradients, "input_gradient": _jax_input_gradient},
-    "torch": {"layer_gradients": _torch_layer_gradients, "input_gradient": _torch_input_gradient},
+    "tensorflow": {"layer_gradients": _tf_layer_gradients, "input_gradient": _tf_input_gradient,
+                   "outputs_and_input_gradient": _tf_outputs_and_input_gradient},
+    "jax": {"layer_gradients": _jax_layer_gradients, "input_gradient": _jax_input_gradient,
+            "outputs_and_input_gradient": _jax_outputs_and_input_gradient},
+    "torch": {"layer_gradients": _torch_layer_gradients, "input_gradient": _torch_input_gradient,
+              "outputs_and_input_gradient": _torch_outputs_and_input_gradient},
 }
 
 

@@ -12,8 +12,9 @@ feature maps and the saliency of the drawing after that move and the window has 
 for it, so no update is coalesced away (the worst case: a real pen's moves that come while one is computed are
 merged into one update). The GUI thread waits in a QEventLoop, as in the app, not in a loop of ``processEvents``
 (which would take the interpreter from the view's worker thread). Also printed: what the view's worker took per
-drawing (the probe's forward and backward pass and the images), and the same moves with the view off
-(probabilities only) for comparison. Goal: p95 <= 30 ms. Prints a markdown table.
+drawing (the probe's one compiled call, forward and backward pass, and the images; the feature maps arrive in the
+same frame as the saliency), and the same moves with the view off (probabilities only) for comparison. Goal:
+p95 <= 30 ms. Prints a markdown table.
 """
 
 from __future__ import annotations

@@ -160,18 +160,51 @@ def test_saliency_is_highest_on_the_pixels_that_decide_the_class():
     assert s[4:24, 6:14].min() > 0.99  # every left-half ink pixel counts the same here
 
 
-def test_look_sends_the_layer_outputs_before_the_backward_pass(cnn):
-    _, probe = cnn
-    seen = []
-    look = probe.look(drawing(), 2, seen.append)
-    assert len(seen) == 1 and [a.name for a in seen[0]] == [a.name for a in look.activations]
+def test_probe_saliency_equals_the_eager_gradient_and_is_traced_once_per_model():
+    """The probe's one compiled call gives the saliency that an eager gradient of the model itself gives (to 1e-5),
+    and is traced once: never again for another drawing or class."""
+    from neuralstudio.ml.activations import _gradient_times_input
+    from neuralstudio.ml.gradients import input_gradient
 
-    def broken(_activations):
-        raise RuntimeError("the view's own error")
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(3, 3, activation="tanh", name="conv")(inp)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(8, activation="tanh", name="hidden")(x)
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax", name="digit")(x))
+    probe = ActivationProbe(model)
+    warm = probe.traces
+    assert warm == (0 if keras.backend.backend() == "torch" else 1)  # traced by the warm-up, on the caller's thread
+    for seed, cls in ((3, 0), (4, 2), (5, 3), (6, 1), (7, 2)):
+        image = drawing(seed)
+        eager = _gradient_times_input(input_gradient(model, image.reshape(1, 28, 28, 1), cls)[0], image)
+        look = probe.look(image, cls)
+        np.testing.assert_allclose(look.saliency, eager, atol=1e-5)
+        np.testing.assert_allclose(saliency(model, image, cls), eager, atol=1e-6)  # the model's own (eager) path
+        np.testing.assert_allclose(look.output, keras.ops.convert_to_numpy(model(image[None, ..., None]))[0],
+                                   rtol=1e-5, atol=1e-6)
+    assert probe.traces == warm  # five drawings, four classes: not one more trace
 
-    with pytest.raises(RuntimeError, match="the view's own error"):  # not mistaken for a failed gradient
-        probe.look(drawing(), 2, broken)
-    assert probe.has_saliency and probe.look(drawing(), 2).saliency is not None
+
+def test_a_model_without_a_gradient_keeps_its_other_views():
+    """A gradient that cannot be taken (here cut by stop_gradient) drops the saliency, says why, and the feature maps
+    still come."""
+    if keras.backend.backend() == "jax":
+        pytest.skip("JAX's stop_gradient gives a zero gradient, not a missing one")
+
+    class Cut(keras.layers.Layer):
+        def call(self, t):
+            return keras.ops.stop_gradient(t)
+
+    inp = keras.Input((28, 28, 1))
+    conv = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(Cut()(inp))
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(conv)))
+    probe = ActivationProbe(model)
+    look = probe.look(drawing(), 1)
+    assert look.saliency is None and "could not be taken" in look.saliency_reason
+    assert not probe.has_saliency and "no saliency" in probe.explanation
+    assert [a.name for a in look.feature_maps()] == ["conv"] and look.output.shape == (10,)
 
 
 def test_probe_takes_only_prepared_drawings(cnn):

@@ -70,6 +70,10 @@ def test_bundled_model_feature_maps_and_saliency_follow_the_pen(ws, qtbot):
     # The maps and the saliency were refreshed while the pen was down, not only at the end.
     assert len(during) >= 3 and all(shown and pen_down for _, shown, pen_down in during)
     assert len({count for count, _, _ in during}) == len(during)
+    import keras
+
+    # The maps and the saliency of every move came from one compiled call, traced once (by the warm-up), not per move
+    assert view.probe.traces == (0 if keras.backend.backend() == "torch" else 1)
 
     assert "“7”" in view.saliencyCaption.text() and "gradient × input" in view.saliencyCaption.text()
     for title, image in view.map_rows:

@@ -14,12 +14,13 @@ hidden and the sentence of :func:`~neuralstudio.ml.activations.explain_unavailab
 Live while drawing without stalling the pen: the Predict workspace hands every drawing it predicts (its own
 coalescing 0-ms timer, docs/ARCHITECTURE.md "Stroke -> prediction") to :meth:`InsideView.show_drawing`, which
 only stores it for the view's worker: one plain Python thread per probe (docs/ARCHITECTURE.md "Threads") that
-takes the newest drawing, runs :meth:`ActivationProbe.look` (one forward and one backward pass) and makes the
-images in NumPy. The feature maps and bars are sent as soon as the forward pass is done, the saliency after the
-backward pass, each as a queued signal. Drawings that arrive while it computes replace each other, so the worker
-never falls behind the pen; the GUI thread only wraps the arrays in pixmaps and sets the bars' heights. The
-saliency's backward pass, taken eagerly by ``ml/gradients.py``, costs 10-60 ms of CPU here: far too long for the
-GUI thread between two pen moves.
+takes the newest drawing, runs :meth:`ActivationProbe.look` (one compiled call: the forward pass with every layer's
+output and the backward pass of the saliency together) and makes the images in NumPy. Everything of a drawing is
+sent as one frame, one queued signal: the layer outputs come from the same call as the gradient, so sending the maps
+first would show them no earlier, and a second frame cost the GUI thread a second wake and repaint. Drawings that
+arrive while it computes replace each other, so the worker never falls behind the pen; the GUI thread only wraps the
+arrays in pixmaps and sets the bars' heights. The probe's call costs 5-10 ms of CPU for the bundled model: too long
+for the GUI thread between two pen moves, and Keras work stays off it (docs/ARCHITECTURE.md, "Threads").
 """
 
 from __future__ import annotations
@@ -167,18 +168,15 @@ class _Request:
 
 @dataclass(frozen=True)
 class _Frame:
-    """What the worker made of one drawing, in two frames: the layers' outputs (feature maps and bars) as soon as
-    the probe's forward pass is done, then the saliency after its backward pass (several times longer).
-    ``complete`` is set on the frame after which the drawing's views are all shown."""
+    """What the worker made of one drawing: the layers' outputs (feature maps and bars) and the saliency, all from
+    one call of the probe, or the error that stopped it."""
 
     serial: int
     probe_id: int
-    stage: str = "maps"  # or "saliency"
     activations: tuple[Any, ...] = ()
     maps: tuple[np.ndarray, ...] = ()  # per convolution layer: its RGB grid
     look: Any = None
     saliency: np.ndarray | None = None
-    complete: bool = False
     error: str = ""
     seconds: float = 0.0  # from the worker taking the drawing to this frame
 
@@ -255,28 +253,23 @@ class _Worker:
                 return
 
     def _compute(self, request: _Request) -> _Frame:
-        """The drawing's views: the maps frame is sent from inside the probe's call, right after its forward pass;
-        the frame returned has the saliency (its backward pass) and completes the drawing."""
+        """The drawing's views, from one call of the probe: its feature-map grids, its bars' values and its saliency
+        overlay."""
         start = time.perf_counter()
         probe_id = id(self.probe)
-
-        def on_activations(activations: list[Any]) -> None:
+        try:
+            look = self.probe.look(request.x, request.class_index)
             maps = []
-            for activation in activations:
+            for activation in look.activations:
                 if activation.layer.kind == "maps":
                     shown, _more = activation.display_maps(MAX_CHANNELS)
                     maps.append(mosaic(shown, MAPS_LUT, columns=MAP_COLUMNS, cell=request.cell))
-            self._emit(_Frame(request.serial, probe_id, "maps", tuple(activations), tuple(maps),
-                              seconds=time.perf_counter() - start))
-
-        try:
-            look = self.probe.look(request.x, request.class_index, on_activations)
             sal = None
             if look.saliency is not None:
                 sal = saliency_overlay(request.x, look.saliency, max(1, round(SALIENCY_SCALE * request.dpr)))
         except Exception as exc:  # noqa: BLE001 - shown in the view, never raised on this thread
             return _Frame(request.serial, probe_id, error=f"{type(exc).__name__}: {exc}")
-        return _Frame(request.serial, probe_id, "saliency", look=look, saliency=sal, complete=True,
+        return _Frame(request.serial, probe_id, tuple(look.activations), tuple(maps), look=look, saliency=sal,
                       seconds=time.perf_counter() - start)
 
 
@@ -339,14 +332,15 @@ class InsideView(QWidget):
 
     Signals:
         updated: all the views of the newest drawing (or of an empty canvas) are shown.
-        maps_updated: the feature maps and bars of the newest drawing are shown (its saliency follows).
+        maps_updated: the feature maps and bars of the newest drawing are shown (together with its saliency: they
+            come from one call of the probe, so this comes just before ``updated``).
 
     Attributes:
         update_count: how many times ``updated`` was emitted (benchmarks and tests wait on it).
         maps_count: how many times ``maps_updated`` was emitted.
         last_look: the :class:`~neuralstudio.ml.activations.Look` of the saliency shown, or None.
         last_activations: the layer outputs of the maps shown.
-        last_seconds: what the worker took for the newest drawing's views (probe and images, both stages).
+        last_seconds: what the worker took for the newest drawing's views (the probe's call and the images).
     """
 
     updated = Signal()
@@ -366,9 +360,7 @@ class InsideView(QWidget):
         self._worker: _Worker | None = None
         self._serial = 0  # the newest drawing asked for
         self._cleared = 0  # frames of drawings up to this one are dropped (cleared since, or another probe's)
-        self._maps_serial = 0  # the drawing whose maps are shown
-        self._saliency_serial = 0  # the drawing whose saliency is shown
-        self._complete_serial = 0  # the newest drawing whose views were all shown
+        self._shown_serial = 0  # the drawing whose views are shown
         self._class_label = ""
         self._last_drawing: tuple[np.ndarray, int, str] | None = None
         self._cell_shown = 0
@@ -474,7 +466,7 @@ class InsideView(QWidget):
         self.last_look = None
         self._serial += 1
         self._cleared = self._serial
-        self._maps_serial = self._saliency_serial = 0
+        self._shown_serial = 0
         for title, image in self._map_rows:
             title.deleteLater()
             image.deleteLater()
@@ -600,10 +592,10 @@ class InsideView(QWidget):
         return (shape[1], shape[2]) if layer.channels_first else (shape[0], shape[1])
 
     def _on_frame_ready(self, frame: _Frame) -> None:
-        """Show a frame of the worker: a drawing's feature maps and bars, or its saliency.
+        """Show a frame of the worker: a drawing's feature maps, bars and saliency.
 
-        Frames of another probe, of a drawing before the last clear, or older than what is shown are dropped; a
-        saliency one drawing behind the maps is still shown (better than none while the pen moves fast).
+        Frames of another probe, of a drawing before the last clear, or older than what is shown are dropped; a frame
+        one drawing behind the newest is still shown (better than none while the pen moves fast).
         """
         if self.probe is None or frame.probe_id != id(self.probe) or frame.serial <= self._cleared:
             return
@@ -611,29 +603,26 @@ class InsideView(QWidget):
             self.noteLabel.setText(f"The views inside the network could not be computed: {frame.error}")
             self.noteLabel.show()
             return
+        if frame.serial < self._shown_serial:
+            return
+        self._shown_serial = frame.serial
         dpr = self._dpr()
-        if frame.stage == "maps" and frame.serial >= self._maps_serial:
-            self._maps_serial = frame.serial
-            self.last_activations = list(frame.activations)
-            for (_, image), rgb in zip(self._map_rows, frame.maps):
-                image.setPixmap(_pixmap(rgb, dpr))
-            vectors = {a.name: a for a in frame.activations if a.layer.kind == "vector"}
-            for bars, layer in zip(self._bars, self._vector_layers()):
-                activation = vectors.get(layer.name)
-                bars.set_values(None if activation is None else activation.vector())
-            if frame.serial == self._serial:
-                self.maps_count += 1
-                self.maps_updated.emit()
-        elif frame.stage == "saliency" and frame.serial >= self._saliency_serial:
-            self._saliency_serial = frame.serial
-            self.last_look = frame.look
-            if frame.saliency is not None:
-                self.saliencyImage.setText("")
-                self.saliencyImage.setPixmap(_pixmap(frame.saliency, dpr))
-                self.saliencyCaption.setText(SALIENCY_CAPTION.format(label=self._class_label))
-        if frame.complete and frame.serial == self._serial:
-            self._complete_serial = frame.serial
+        self.last_activations = list(frame.activations)
+        for (_, image), rgb in zip(self._map_rows, frame.maps):
+            image.setPixmap(_pixmap(rgb, dpr))
+        vectors = {a.name: a for a in frame.activations if a.layer.kind == "vector"}
+        for bars, layer in zip(self._bars, self._vector_layers()):
+            activation = vectors.get(layer.name)
+            bars.set_values(None if activation is None else activation.vector())
+        self.last_look = frame.look
+        if frame.saliency is not None:
+            self.saliencyImage.setText("")
+            self.saliencyImage.setPixmap(_pixmap(frame.saliency, dpr))
+            self.saliencyCaption.setText(SALIENCY_CAPTION.format(label=self._class_label))
+        if frame.serial == self._serial:
             self.last_seconds = frame.seconds
+            self.maps_count += 1
+            self.maps_updated.emit()
             self.update_count += 1
             self.updated.emit()
 
@@ -643,7 +632,7 @@ class InsideView(QWidget):
     @property
     def up_to_date(self) -> bool:
         """Every view shows the newest drawing given (or the views are empty after a clear)."""
-        return self._complete_serial == self._serial or self._cleared == self._serial
+        return self._shown_serial == self._serial or self._cleared == self._serial
 
     @property
     def map_rows(self) -> list[tuple[QLabel, QLabel]]:
@@ -658,13 +647,13 @@ class InsideView(QWidget):
     @property
     def feature_maps_shown(self) -> int:
         """How many convolution layers' maps of a drawing are shown (0 while the views are empty)."""
-        return len(self._map_rows) if self._maps_serial > self._cleared else 0
+        return len(self._map_rows) if self._shown_serial > self._cleared else 0
 
     @property
     def saliency_shown(self) -> bool:
         """A drawing's saliency overlay is on screen."""
         pix = self.saliencyImage.pixmap()
-        return self._saliency_serial > self._cleared and pix is not None and not pix.isNull()
+        return self._shown_serial > self._cleared and pix is not None and not pix.isNull()
 
     def _arrange_top(self) -> None:
         """Saliency and filters side by side where the panel is wide enough for both images, else one above the
