@@ -16,6 +16,11 @@ while it fills, :class:`ConfusionJob` predicts a split a slice at a time and han
 of what is done so far; each slice is a short background task, so other work queued on the same
 runner (Predict's copy of a new model) is not held up behind 10,000 images.
 
+After a training run there is no pass to make: the trainer's own test pass keeps the outputs
+(``RunResult.test_outputs``, ``ml/trainer.py``), and :meth:`ConfusionJob.from_outputs` turns them into the
+complete report at once (numpy only, a few milliseconds for 10,000 examples). The pass here serves "Check on
+test data" of any model, and the runs whose outputs were not kept.
+
 What the outputs mean is read from the model's last layer (:func:`~neuralstudio.ml.inference.output_kind`):
 probabilities for softmax, sigmoid and logit outputs, raw activations for others (labelled so, as in Predict).
 
@@ -369,7 +374,8 @@ class ConfusionJob:
     """Predict a split a slice at a time; :meth:`step` returns the report of everything done so far.
 
     So that a window can show the matrix as it fills, and so that each background task stays short: a runner
-    that runs tasks in order runs other work between two steps.
+    that runs tasks in order runs other work between two steps. :meth:`from_outputs` makes one that is done
+    already, from outputs computed elsewhere (a training run's test pass), so that a window has one way to a report.
 
     Args:
         model: the classifier (a built ``keras.Model``).
@@ -386,16 +392,51 @@ class ConfusionJob:
 
     def __init__(self, model: Any, x: Any, y: Any, class_names: Sequence[str] | None, *,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        self.predictor = BatchPredictor(model, batch_size=batch_size)
+        self.predictor: BatchPredictor | None = BatchPredictor(model, batch_size=batch_size)
+        self.kind = self.predictor.kind
+        self.units = int(model.outputs[0].shape[-1])
+        self._take_examples(x, y, class_names)
+        self.x = self.predictor.adapt(self.images)
+        self._raw: list[np.ndarray] = []
+
+    @classmethod
+    def from_outputs(cls, model: Any, outputs: Any, x: Any, y: Any, class_names: Sequence[str] | None, *,
+                     predict_seconds: float = 0.0) -> ConfusionJob:
+        """A job that is already done: the split's outputs were computed elsewhere, in the split's order.
+
+        The trainer's end-of-run test pass keeps them (``RunResult.test_outputs``): the Mistakes tab then shows a
+        run's matrix without predicting the split a second time. ``model`` only says how to read the outputs
+        (:func:`~neuralstudio.ml.inference.output_kind`: probabilities, logits, activations); nothing is
+        predicted or traced. Takes no Keras time: may run on any thread.
+
+        Raises:
+            ConfusionError: outputs that are not one row of values per example.
+        """
+        from neuralstudio.ml.inference import output_kind
+
+        raw = np.asarray(outputs)
+        job = cls.__new__(cls)
+        job.predictor = None
+        job.kind = output_kind(model)
+        job._take_examples(x, y, class_names)
+        if raw.ndim != 2 or len(raw) != len(job.y):
+            raise ConfusionError(f"There are outputs of shape {raw.shape} for {len(job.y):,} examples: a confusion "
+                                 "matrix needs one row of values per example.")
+        job.units = int(raw.shape[1])
+        job.x = job.images
+        job._raw = [raw]
+        job.done_count = job.total
+        job.predict_seconds = float(predict_seconds)
+        return job
+
+    def _take_examples(self, x: Any, y: Any, class_names: Sequence[str] | None) -> None:
         self.images = np.asarray(x)
         self.y = np.asarray(y, dtype=np.int64).reshape(-1)
         if len(self.images) != len(self.y):
             raise ConfusionError(f"There are {len(self.images):,} examples but {len(self.y):,} labels.")
-        self.x = self.predictor.adapt(self.images)
         self.class_names = list(class_names or ())
         self.done_count = 0
         self.predict_seconds = 0.0
-        self._raw: list[np.ndarray] = []
 
     @property
     def total(self) -> int:
@@ -408,12 +449,14 @@ class ConfusionJob:
     def step(self, max_seconds: float | None = None) -> ConfusionReport:
         """Predict the next batches, for about ``max_seconds`` (None: all that are left), and report so far.
 
-        Runs Keras: call from a plain Python thread (docs/ARCHITECTURE.md, "Threads").
+        Runs Keras: call from a plain Python thread (docs/ARCHITECTURE.md, "Threads"). A job that is done (one
+        made :meth:`from_outputs`) only reports.
         """
+        if self.done or self.predictor is None:
+            return self.report()
         t0 = time.perf_counter()
-        bs = self.predictor.batch_size
         while not self.done:
-            end = min(self.total, self.done_count + bs)
+            end = min(self.total, self.done_count + self.predictor.batch_size)
             self._raw.append(self.predictor.raw(self.x[self.done_count:end]))
             self.done_count = end
             if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
@@ -426,9 +469,8 @@ class ConfusionJob:
         n = self.done_count
         if len(self._raw) > 1:
             self._raw = [np.concatenate(self._raw, axis=0)]  # joined once per step, not again and again
-        units = int(self.predictor.model.outputs[0].shape[-1])
-        raw = self._raw[0] if self._raw else np.zeros((0, units), dtype=np.float32)
-        kind = self.predictor.kind
+        raw = self._raw[0] if self._raw else np.zeros((0, self.units), dtype=np.float32)
+        kind = self.kind
         return report_from_values(kind.values(raw), self.y[:n], self.class_names, images=self.images[:n],
                                   is_probability=kind.is_probability, value_label=kind.value_label,
                                   examples_total=self.total, predict_seconds=self.predict_seconds)

@@ -42,6 +42,12 @@ from neuralstudio.ml import backends
 STATUSES = ("finished", "stopped", "early_stopped", "nan", "failed")
 #: the name of each run's own thread (docs/ARCHITECTURE.md, "Threads")
 TRAINING_THREAD = "neuralstudio-train"
+#: a run keeps its test outputs (``RunResult.test_outputs``) only for at most this many outputs per example (a
+#: classifier of up to 1,000 classes: 10,000 test images are then at most 40 MB of float32) ...
+KEEP_OUTPUTS_MAX_UNITS = 1000
+#: ... and at most this many values in all (100 MB of float32): a larger test split is scored by ``model.evaluate``
+#: and the Mistakes tab predicts it again, a slice at a time, as for any model (``ml/confusion.ConfusionJob``)
+KEEP_OUTPUTS_MAX_VALUES = 25_000_000
 
 
 class TrainingError(UserError, ValueError):
@@ -136,6 +142,15 @@ class RunResult:
     diverged; the last good weights are kept) or ``failed`` (nothing trained; see ``message``).
     ``seconds`` is the wall time of the whole run without pauses; ``samples_per_second`` counts
     training examples per second of ``fit``.
+
+    ``test_outputs`` are the model's outputs on the test split, ``(n, K)`` float32 in the split's order, from the
+    very pass that gave ``test_loss`` and ``test_accuracy`` (``Trainer._evaluate``), with ``test_labels`` (the
+    class numbers, ``(n,)`` int64) and ``test_images`` (the examples as the data set holds them: the data set's
+    own array, not a copy) beside them: the Train window's Mistakes tab is built from them at the run's end
+    instead of predicting the split a second time. They are None when the run was not scored on a test split,
+    when the outputs are too large to keep (:data:`KEEP_OUTPUTS_MAX_UNITS`, :data:`KEEP_OUTPUTS_MAX_VALUES`) and
+    on several devices; they are never serialised (:meth:`summary`, the run record), so runs stay small.
+    ``test_seconds`` is the wall time of that pass.
     """
 
     status: str
@@ -162,6 +177,10 @@ class RunResult:
     class_names: list[str] | None = None  # of the data trained on, stored with the model (ml/model_metadata.py)
     #: with ``Trainer(layer_stats=True)``: the end-of-epoch snapshot of each epoch (ml/layer_stats.py)
     layer_stats: list[list[dict[str, Any]]] = field(default_factory=list)
+    test_outputs: Any = field(default=None, repr=False, compare=False)
+    test_labels: Any = field(default=None, repr=False, compare=False)
+    test_images: Any = field(default=None, repr=False, compare=False)
+    test_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -209,6 +228,9 @@ class _Data:
     batch_size: int
     eval_batch: int
     description: dict[str, Any] = field(default_factory=dict)
+    #: the test split's class numbers and its examples as the data set holds them (for ``RunResult.test_images``)
+    test_labels: Any = None
+    test_images: Any = None
 
     @property
     def n_train(self) -> int:
@@ -439,6 +461,8 @@ class Trainer:
                      _targets(y_val, settings.loss, units, one_hot), x_test,
                      _targets(y_test, settings.loss, units, one_hot), one_hot, batch_size, eval_batch)
         data.description = {**ds.description(), "train_samples": data.n_train, "validation_samples": data.n_val}
+        if y_test is not None:
+            data.test_labels, data.test_images = y_test.astype(np.int64), ds.x_test[: len(y_test)]
         return data
 
     def _start_record(self, settings: TrainingSettings, data: _Data, placement: Any, mixed: bool) -> None:
@@ -527,7 +551,7 @@ class Trainer:
         while not self.control.stop_requested:
             cb.begin_fit(spe, first_epoch)
             callbacks = [cb, *(extra_callbacks or [])]
-            with placement.scope():
+            with placement.scope(), backends.cpu_threads_for(model, data.batch_size, on_cpu=not placement.is_gpu):
                 if tf_data:
                     # one iterator for all the epochs of this call, each epoch shuffled anew (fit's own shuffle off)
                     train = batches(x_train, y_train, data.batch_size, shuffle=True, repeat=True,
@@ -597,22 +621,51 @@ class Trainer:
         return result
 
     def _evaluate(self, model: Any, data: _Data, placement: Any, result: RunResult) -> None:
-        """Score the weights kept on the test split (when there is one), in batches of at least 256: no gradient
-        is kept, so larger batches only cost memory and save per-step overhead."""
+        """Score the weights kept on the test split (when there is one), in batches of at least 256 (no gradient
+        is kept, so larger batches only cost memory and save per-step overhead), keeping the outputs.
+
+        The Mistakes tab needs the outputs of every test example, and ``model.evaluate`` computes them and throws
+        them away: a second pass to get them cost as much again (mnist-cnn, 10,000 images: 9-10 s). So the pass is
+        Keras's test step done here, one compiled call per batch (:func:`_test_pass`) that returns the outputs with
+        the batch's loss and correct count. Why not compute the loss from the outputs afterwards: on TensorFlow
+        Keras's crossentropy takes the logits behind a softmax or sigmoid output from the symbolic tensor, so a
+        loss recomputed from saved probabilities differs where one saturates, and activity regularisers add
+        losses only inside the call; the loss here is the model's own ``compute_loss`` inside the call, as in
+        ``test_step``, so the figures are ``model.evaluate``'s (``tests/ml/test_trainer.py`` checks them to 1e-5).
+        Why not a metric or a custom ``test_step`` that records the outputs inside ``evaluate``: a metric must be
+        compiled into the model (and is saved with it), and the test step differs by backend and, with several
+        steps per execution, returns only the last step's logs.
+
+        ``model.evaluate`` still scores where the outputs are not kept: several devices (its distribution handles
+        the replicas; a plain call under ``MirroredStrategy`` gave twice the rows, docs/ARCHITECTURE.md, "Traps"),
+        and outputs too large to keep (:data:`KEEP_OUTPUTS_MAX_UNITS`, :data:`KEEP_OUTPUTS_MAX_VALUES`).
+        """
         if data.x_test is None or (result.status == "stopped" and not self.test_stopped):
             return
+        t0 = time.perf_counter()
+        units = _output_units(model)
+        n = len(data.y_test)
+        if placement.replicas == 1 and units <= KEEP_OUTPUTS_MAX_UNITS and n * units <= KEEP_OUTPUTS_MAX_VALUES:
+            scores = _test_pass(model, data, placement, units)
+            result.test_outputs, result.test_labels, result.test_images = (
+                scores.pop("outputs"), data.test_labels, data.test_images)
+        else:
+            scores = self._keras_evaluate(model, data, placement)
+        result.test_loss = _finite_or_none(scores.get("loss"))
+        result.test_accuracy = _finite_or_none(scores.get("accuracy"))
+        result.test_seconds = time.perf_counter() - t0
+
+    @staticmethod
+    def _keras_evaluate(model: Any, data: _Data, placement: Any) -> dict[str, Any]:
+        """``model.evaluate`` on the test split: the scores without the outputs."""
         from neuralstudio.ml.backends import feeds_tf_data
         from neuralstudio.ml.input_pipeline import batches, to_tensors
 
         with placement.scope():
             if feeds_tf_data():
                 test_batches = batches(*to_tensors(data.x_test, data.y_test), data.eval_batch, shuffle=False)
-                scores = model.evaluate(test_batches, verbose=0, return_dict=True)
-            else:
-                scores = model.evaluate(data.x_test, data.y_test, batch_size=data.eval_batch, verbose=0,
-                                        return_dict=True)
-        result.test_loss = _finite_or_none(scores.get("loss"))
-        result.test_accuracy = _finite_or_none(scores.get("accuracy"))
+                return model.evaluate(test_batches, verbose=0, return_dict=True)
+            return model.evaluate(data.x_test, data.y_test, batch_size=data.eval_batch, verbose=0, return_dict=True)
 
     def _finish_record(self, result: RunResult, st: Any) -> None:
         """Write the run's outcome, timing and final figures into its record (the batches and epochs are there)."""
@@ -750,6 +803,55 @@ def _accuracy_metric(units: int, one_hot: bool) -> Any:
     if one_hot:
         return keras.metrics.CategoricalAccuracy(name="accuracy")
     return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+def _accuracy_function(units: int, one_hot: bool) -> Callable[[Any, Any], Any]:
+    """The function behind :func:`_accuracy_metric`'s metric (1 or 0 for each example), for the test pass to sum."""
+    import keras
+
+    if units == 1:
+        return keras.metrics.binary_accuracy  # BinaryAccuracy's threshold, 0.5, is its default too
+    if one_hot:
+        return keras.metrics.categorical_accuracy
+    return keras.metrics.sparse_categorical_accuracy
+
+
+def _test_pass(model: Any, data: _Data, placement: Any, units: int) -> dict[str, Any]:
+    """Keras's test step over the test split, one compiled call per batch, keeping the outputs.
+
+    Returns ``outputs`` (``(n, units)`` float32, in the split's order), ``loss`` (the batches' losses weighted by
+    their sizes, as ``evaluate``'s loss tracker takes them: the compiled loss plus every penalty, from the model's
+    own ``compute_loss`` inside the call) and ``accuracy`` (the examples right over all, as the mean metric counts
+    them).
+    """
+    import keras
+    import numpy as np
+
+    from neuralstudio.ml.backends import feeds_tf_data, scoring_function
+    from neuralstudio.ml.input_pipeline import to_tensors
+
+    right = _accuracy_function(units, data.one_hot)
+
+    def step(x: Any, y: Any) -> tuple[Any, Any, Any]:
+        y_pred = model(x, training=False)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+        return y_pred, loss, keras.ops.sum(right(y, y_pred))
+
+    score = scoring_function(model, step)
+    x, y = data.x_test, data.y_test
+    if feeds_tf_data():  # copied into tensors in 1 MB slices, as for training (ml/input_pipeline.py)
+        x, y = to_tensors(x, y)
+    n, size = int(len(data.y_test)), data.eval_batch
+    outputs = np.empty((n, units), dtype=np.float32)
+    loss_sum = hits = 0.0
+    with placement.scope():
+        for i in range(0, n, size):
+            out, loss, hit = score(x[i:i + size], y[i:i + size])
+            m = min(size, n - i)
+            outputs[i:i + m] = np.asarray(out).reshape(m, units)
+            loss_sum += float(loss) * m
+            hits += float(hit)
+    return {"outputs": outputs, "loss": loss_sum / n, "accuracy": hits / n}
 
 
 def _steps_per_execution_next(st: Any) -> int | None:

@@ -161,3 +161,33 @@ def test_a_sigmoid_unit_is_a_binary_classifier_and_other_models_are_refused():
     assert r.counts.shape == (2, 2) and r.counts.sum() == 50
     np.testing.assert_array_equal(r.y_pred, (p > 0.5).astype(np.int64))
     np.testing.assert_allclose(r.top_values.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_a_runs_own_test_outputs_give_the_report_a_second_pass_gives():
+    """The trainer keeps its test pass's outputs; the report made from them (no pass, no trace) is the one that
+    predicting the split again gives, on every backend."""
+    from support import image_mlp
+
+    from neuralstudio.core.training_settings import TrainingSettings
+    from neuralstudio.ml.keras_threads import run_on_python_thread
+    from neuralstudio.ml.trainer import Trainer
+
+    ds = mnist_slice(512, 300)
+    settings = TrainingSettings(epochs=1, batch_size=32, validation_split=0, learning_rate=0.01)
+    result = Trainer(image_mlp("run", hidden=16), dataset=ds, settings=settings).run()
+    assert result.status == "finished", result.message
+    kept = ConfusionJob.from_outputs(result.model, result.test_outputs, result.test_images, result.test_labels,
+                                     result.class_names)
+    assert kept.done and kept.predictor is None
+    report = kept.step(0.25)
+    again = run_on_python_thread(lambda: confusion_report(result.model, ds.x_test, ds.y_test, ds.class_names),
+                                 "test-confusion")
+    assert report.complete and report.examples == 300 and report.predict_seconds == 0
+    np.testing.assert_array_equal(report.counts, again.counts)
+    np.testing.assert_array_equal(report.y_pred, again.y_pred)
+    np.testing.assert_allclose(report.confidence, again.confidence, rtol=1e-4, atol=1e-5)
+    assert report.accuracy == pytest.approx(result.test_accuracy, abs=1e-6)  # the run's score, from the same pass
+    np.testing.assert_array_equal(report.image(7), ds.x_test[7])
+    assert report.class_names == tuple(ds.class_names) and report.worst_pair_sentence() == again.worst_pair_sentence()
+    with pytest.raises(ConfusionError, match="one row of values per example"):
+        ConfusionJob.from_outputs(result.model, result.test_outputs[:10], ds.x_test, ds.y_test, None)

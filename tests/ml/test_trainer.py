@@ -357,3 +357,131 @@ def test_a_run_leaves_the_keras_state_of_other_threads_alone(sample):
     assert seen["problems"] == [] and seen["analyses"] >= 2
     assert seen["uids"] == [1, 2, 3], "the run reset the editor thread's Keras counters"
     assert seen["path"] == "editor/probe", "the run reset the editor thread's name scope"
+
+
+# ---------------------------------------------------------------- the end-of-run test pass keeps the outputs
+def _regularised(kind: str, amount: float = 0.01) -> Design:
+    """The flat MLP with an L2 ``kernel`` or L1 ``activity`` regulariser on its hidden layer (a penalty in the loss)."""
+    design = mlp_design()
+    hidden = next(n for n in design.graph.nodes.values() if n.config.get("units") == 30)
+    name, cls, arg = (("kernel_regularizer", "L2", "l2") if kind == "kernel" else ("activity_regularizer", "L1", "l1"))
+    hidden.config[name] = {"module": "keras.regularizers", "class_name": cls, "config": {arg: amount},
+                           "registered_name": None}
+    return design
+
+
+def _saturated_weights(design: Design) -> list[np.ndarray]:
+    """The design's fresh weights, scaled up until the softmax saturates: most probabilities are 0 in float32."""
+    from neuralstudio.ml.builder import build_model
+    from neuralstudio.ml.keras_threads import run_on_python_thread
+
+    def weights() -> list[np.ndarray]:
+        import keras
+
+        keras.utils.set_random_seed(3)
+        return [w * 60.0 for w in build_model(design.graph).get_weights()]
+
+    return run_on_python_thread(weights, "test-build")
+
+
+def _keras_scores(model, x, y_encoded) -> tuple[dict, np.ndarray]:
+    """What ``model.evaluate`` reports on the test split (its default batch), and a plain call's outputs."""
+    import keras
+
+    from neuralstudio.ml.keras_threads import run_on_python_thread
+
+    def score():
+        scores = model.evaluate(x, y_encoded, verbose=0, return_dict=True)
+        return scores, keras.ops.convert_to_numpy(model(x, training=False))
+
+    return run_on_python_thread(score, "test-evaluate")
+
+
+CASES = {
+    # a softmax classifier with sparse labels
+    "softmax-sparse": lambda: (mlp_design(), TrainingSettings(epochs=1, batch_size=32, learning_rate=0.01), None),
+    # Nielsen's network: sigmoid outputs, the quadratic cost on one-hot labels, categorical accuracy
+    "nielsen-mse-one-hot": lambda: (_nielsen(), None, None),
+    "l2-kernel-regulariser": lambda: (_regularised("kernel"), TrainingSettings(epochs=1, batch_size=32), None),
+    # a penalty that exists only inside the call (the layer adds it as it is called)
+    "l1-activity-regulariser": lambda: (_regularised("activity"), TrainingSettings(epochs=1, batch_size=32), None),
+    # one sigmoid unit: binary labels (0 and 1), binary accuracy
+    "sigmoid-binary": lambda: (mlp_design(units=1, output="sigmoid"),
+                               TrainingSettings(epochs=1, batch_size=32, loss="binary_crossentropy"), None),
+    # probabilities that saturate: on TensorFlow Keras scores them from the logits behind the softmax
+    "saturated-softmax": lambda: (mlp_design(), TrainingSettings(epochs=1, batch_size=32, optimizer="sgd",
+                                                                 learning_rate=1e-9), "saturate"),
+}
+
+
+def _nielsen() -> Design:
+    from neuralstudio.core.templates import load_template
+
+    design = load_template("nielsen-784-30-10")
+    design.training.epochs = 1
+    return design
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_test_pass_scores_as_evaluate_does_and_keeps_the_outputs(sample, case, tmp_path):
+    """test_loss and test_accuracy are model.evaluate's to 1e-5 (the loss with its penalties, the accuracy Keras
+    computes for the labels' encoding), and the outputs of that same pass are kept for the Mistakes tab."""
+    import keras
+
+    from neuralstudio.ml.data import one_hot
+
+    design, settings, weights = CASES[case]()
+    data = slice_of(sample, 512, 300)
+    if case == "sigmoid-binary":  # two classes: even and odd digits
+        data = Dataset("parity", data.x_train, data.y_train % 2, data.x_test, data.y_test % 2, ["even", "odd"])
+    initial = _saturated_weights(design) if weights == "saturate" else None
+    store = RunsStore(tmp_path / "runs")
+    result = Trainer(design, dataset=data, settings=settings, runs_store=store, initial_weights=initial).run()
+    assert result.status == "finished", result.message
+    loss = (settings or design.training).loss
+    units = result.model.output_shape[-1]
+    x = data.x_test.reshape(len(data.x_test), -1)
+    y = (one_hot(data.y_test, units) if loss in ("mean_squared_error", "categorical_crossentropy")
+         else data.y_test.astype("float32").reshape(-1, 1) if units == 1 else data.y_test)
+    scores, outputs = _keras_scores(result.model, x, y)
+    assert result.test_loss == pytest.approx(scores["loss"], rel=1e-5, abs=1e-5), case
+    assert result.test_accuracy == pytest.approx(scores["accuracy"], abs=1e-5), case
+    # the outputs of that pass: every test example's, in order, with its label and image
+    assert result.test_outputs.shape == (300, units) and result.test_outputs.dtype == np.float32
+    np.testing.assert_allclose(result.test_outputs, outputs, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(result.test_labels, data.y_test)
+    assert result.test_labels.dtype == np.int64 and np.shares_memory(result.test_images, data.x_test)
+    assert result.test_images.shape == data.x_test.shape and 0 < result.test_seconds < result.seconds
+    # never serialised: neither in the summary (train --json) nor in the run record
+    summary = result.summary()
+    assert not {"test_outputs", "test_labels", "test_images"} & set(summary) and json.dumps(summary)
+    assert "test_outputs" not in (store.get(result.run_id).folder / "run.json").read_text()
+    assert "test_outputs" not in repr(result)
+    if case == "saturated-softmax" and keras.backend.backend() == "tensorflow":
+        # Why the loss is computed inside the pass: TensorFlow's Keras scores a softmax from its logits, far beyond
+        # what clipped probabilities give (-log 1e-7 = 16.1); recomputed from the kept outputs, it is not Keras's.
+        # (JAX and PyTorch clip the probabilities inside the pass too.)
+        clipped = float(keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(y, outputs)).mean())
+        assert scores["loss"] > 20 and clipped < scores["loss"] - 1
+
+
+def test_outputs_are_kept_only_within_the_cap_and_for_scored_runs(sample, monkeypatch):
+    """Too many outputs to keep: model.evaluate scores the split and nothing is kept; so for a stopped run that is
+    not scored (an experiment's pruned trial) and for data without a test split."""
+    from neuralstudio.ml import trainer as trainer_mod
+
+    settings = TrainingSettings(epochs=1, batch_size=64, validation_split=0)
+    data = slice_of(sample, 256, 128)
+    monkeypatch.setattr(trainer_mod, "KEEP_OUTPUTS_MAX_UNITS", 9)  # 10 classes are too many now
+    wide = Trainer(mlp_design(), dataset=data, settings=settings).run()
+    assert wide.status == "finished" and wide.test_accuracy is not None and wide.test_loss is not None
+    assert wide.test_outputs is None and wide.test_labels is None and wide.test_images is None
+    monkeypatch.undo()
+
+    control = TrainControl()
+    control.request_stop()
+    stopped = Trainer(mlp_design(), dataset=data, settings=settings, control=control, test_stopped=False).run()
+    assert stopped.status == "stopped" and stopped.test_accuracy is None and stopped.test_outputs is None
+    no_test = Dataset("no test", data.x_train, data.y_train, None, None, list(data.class_names))
+    untested = Trainer(mlp_design(), dataset=no_test, settings=settings).run()
+    assert untested.status == "finished" and untested.test_outputs is None and untested.test_accuracy is None

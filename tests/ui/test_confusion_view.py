@@ -136,7 +136,23 @@ def test_check_on_test_data_without_a_model_says_so(qtbot, tmp_path):
         close_workspace(ws)
 
 
-def test_after_a_run_the_mistakes_tab_fills_and_an_image_opens_in_predict(ready_window, qtbot, data):
+def _count_predictions(monkeypatch) -> list[int]:
+    """Count the images the Mistakes tab predicts itself (``BatchPredictor.raw``), whoever calls it."""
+    from neuralstudio.ml.confusion import BatchPredictor
+
+    predicted = [0]
+    raw = BatchPredictor.raw
+
+    def counting(self, x):
+        predicted[0] += len(x)
+        return raw(self, x)
+
+    monkeypatch.setattr(BatchPredictor, "raw", counting)
+    return predicted
+
+
+def test_after_a_run_the_mistakes_tab_fills_and_an_image_opens_in_predict(ready_window, qtbot, data, monkeypatch):
+    predicted = _count_predictions(monkeypatch)
     w = ready_window
     w.editor.set_design(image_mlp("mistakes", hidden=16, epochs=1), None)
     ws = w.train_page
@@ -154,6 +170,11 @@ def test_after_a_run_the_mistakes_tab_fills_and_an_image_opens_in_predict(ready_
     assert ws.bottom_tabs.tabText(ws.bottom_tabs.indexOf(view)) == f"Mistakes ({report.mistakes:,})"
     assert ws.mistakes_timing["complete_s"] > 0 and view.check_button.isEnabled()
     assert f"run {result.run_id}" in view.status_label.text()
+    # made from the outputs of the run's own test pass: nothing predicted again, complete at once
+    assert predicted[0] == 0 and ws.mistakes_timing["predict_s"] == 0
+    assert ws.mistakes_timing["first_s"] == pytest.approx(ws.mistakes_timing["complete_s"], abs=0.01)  # one report
+    np.testing.assert_array_equal(report.y_pred, result.test_outputs.argmax(axis=1))
+    assert report.accuracy == pytest.approx(result.test_accuracy, abs=1e-6)
     # the counts are the model's own predictions
     from neuralstudio.ml.keras_threads import run_on_python_thread
 
@@ -186,3 +207,32 @@ def test_after_a_run_the_mistakes_tab_fills_and_an_image_opens_in_predict(ready_
     qtbot.mouseClick(view.check_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.report is not None and view.report.complete, timeout=60_000)
     np.testing.assert_array_equal(view.report.counts, report.counts)
+    assert predicted[0] == 200  # predicted this time, a slice at a time
+
+
+def test_a_run_that_kept_no_outputs_has_its_test_images_predicted(qtbot, tmp_path, data, monkeypatch):
+    """Outputs too large to keep (here: any): the run is scored by model.evaluate, and the Mistakes tab predicts
+    the test split itself, as Check on test data does."""
+    from neuralstudio.ml import trainer as trainer_mod
+    from neuralstudio.ui.train.workspace import TrainWorkspace
+
+    monkeypatch.setattr(trainer_mod, "KEEP_OUTPUTS_MAX_UNITS", 0)
+    predicted = _count_predictions(monkeypatch)
+    ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
+    try:
+        ws.set_design(image_mlp("no-outputs", hidden=16, epochs=1))
+        ws.set_dataset(data)
+        ws.bottom_tabs.setCurrentWidget(ws.mistakes)
+        ws.show()
+        assert ws.start()
+        qtbot.waitUntil(lambda: not ws.is_running(), timeout=RUN_TIMEOUT_MS)
+        result = ws.last_result
+        assert result is not None and result.status == "finished", ws.last_message
+        assert result.test_outputs is None and result.test_accuracy is not None
+        view = ws.mistakes
+        qtbot.waitUntil(lambda: view.report is not None and view.report.complete, timeout=60_000)
+        assert predicted[0] == 200 and view.report.examples == 200 and ws.mistakes_timing["predict_s"] > 0
+        assert view.report.accuracy == pytest.approx(result.test_accuracy, abs=1e-6)
+        qtbot.waitUntil(lambda: view.check_button.isEnabled(), timeout=10_000)
+    finally:
+        close_workspace(ws)

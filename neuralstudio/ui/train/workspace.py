@@ -1217,7 +1217,7 @@ class TrainWorkspace(QWidget):
         """A check of the test images is under way (its slices are queued on the runner one after another)."""
         return not self.mistakes.check_button.isEnabled()
 
-    def check_mistakes(self, model: Any, data: Any, about: str) -> None:
+    def check_mistakes(self, model: Any, data: Any, about: str, *, outputs: tuple[Any, ...] | None = None) -> None:
         """Fill the Mistakes tab with ``model``'s confusion report on the test split of ``data`` (a Dataset, or a
         source ``load_dataset`` reads), in the background.
 
@@ -1225,6 +1225,9 @@ class TrainWorkspace(QWidget):
         :data:`MISTAKES_STEP_S` each), each slice one task on the workspace's runner: the matrix appears after
         the first slice and fills in, and work queued behind (Predict's copy of the new model) waits one slice,
         not the whole split. A newer check, or a run that starts, ends this one.
+
+        ``outputs``, the split's outputs already computed with its images, labels and class names (a run's own
+        test pass, :func:`_run_outputs`), make it one short task that predicts nothing: the complete report at once.
         """
         import shiboken6
 
@@ -1239,8 +1242,11 @@ class TrainWorkspace(QWidget):
         def first() -> tuple[Any, Any]:
             from neuralstudio.ml.confusion import ConfusionJob
 
-            ds = _load_test_split(data)
-            job = ConfusionJob(model, ds.x_test, ds.y_test, ds.class_names)
+            if outputs is not None:
+                job = ConfusionJob.from_outputs(model, *outputs)
+            else:
+                ds = _load_test_split(data)
+                job = ConfusionJob(model, ds.x_test, ds.y_test, ds.class_names)
             return job, job.step(MISTAKES_STEP_S)
 
         def shown(answer: tuple[Any, Any]) -> None:
@@ -1279,15 +1285,18 @@ class TrainWorkspace(QWidget):
         self.bottom_tabs.setTabText(i, "Mistakes" if mistakes is None else f"Mistakes ({mistakes:,})")
 
     def _check_run_mistakes(self, result: Any) -> None:
-        """After a run that produced a model: check it on the run's own test split. Submitted before the model is
-        handed over, so the first slice runs before Predict's copy of the model."""
+        """After a run that produced a model: its report on the run's own test split. Built from the outputs of the
+        run's test pass when it kept them (``RunResult.test_outputs``: no second pass over the split, so matrix and
+        gallery are there within a second of the run's end), else predicted a slice at a time. Submitted before
+        the model is handed over, so it runs before Predict's copy of the model."""
         model = getattr(result, "model", None)
         if model is None or self._request is None:
             return
         run = getattr(result, "run_id", None)
         who = f"the model of run {run}" if run else "the run's model"
         self._name_mistakes_tab(None)
-        self.check_mistakes(model, self._request.dataset, f"{who} on the test images of {self._data_name()}")
+        self.check_mistakes(model, self._request.dataset, f"{who} on the test images of {self._data_name()}",
+                            outputs=_run_outputs(result, self._request.dataset))
 
     def _check_run_choice(self, rec: RunRecord, model: Any) -> None:
         """A past run's model chosen in the runs table: checked on its own data when that can still be read (the
@@ -1342,6 +1351,20 @@ class TrainWorkspace(QWidget):
 
 class _NoTestSplitError(UserError):
     """The data has no test split to check on: said in the Mistakes tab, not as an error."""
+
+
+def _run_outputs(result: Any, data: Any) -> tuple[Any, Any, Any, Any] | None:
+    """A run's test outputs with the images, labels and class names they belong to (those of ``data`` when it is
+    a loaded Dataset, as a check of it would read them, else those the run kept), or None when the run kept none
+    (a stopped run not scored, no test split, outputs too large to keep: ``ml/trainer.KEEP_OUTPUTS_MAX_UNITS``)."""
+    values = getattr(result, "test_outputs", None)
+    images, labels = getattr(result, "test_images", None), getattr(result, "test_labels", None)
+    if values is None or images is None or labels is None or not len(labels):
+        return None
+    if getattr(values, "ndim", 0) != 2 or len(values) != len(labels) or len(images) != len(labels):
+        return None
+    names = getattr(data, "class_names", None) if not isinstance(data, str) else None
+    return values, images, labels, names or getattr(result, "class_names", None)
 
 
 def _load_test_split(data: Any) -> Any:
