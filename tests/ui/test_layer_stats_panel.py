@@ -333,3 +333,14 @@ def test_the_deep_sigmoid_template_shows_its_first_layer_two_decades_below_the_l
     assert text.startswith("The first layer's gradients are ") and text.endswith(
         "x smaller than the last's: it learns slowly (vanishing gradients)."), text
     assert f"{last / first:,.0f}x" in text
+
+
+@pytest.mark.parametrize(("epochs", "labels"), [(2, ["1", "2"]), (9, ["1", "4", "7"])])
+def test_every_plot_labels_whole_epochs_and_few_of_them(panel, epochs, labels):
+    """pyqtgraph's own ticks put halves between epochs, and 120 px strips ran their labels together ("1.01.52.0")."""
+    panel.add_snapshots([(e, snapshot(e)) for e in range(epochs)])
+    panel.refresh()
+    panel.finish_drawing()
+    for widget in panel.plot_widgets():
+        levels = widget.getPlotItem().getAxis("bottom")._tickLevels  # what setTicks() fixed
+        assert [[label for _, label in level] for level in levels] == [labels], widget.objectName()

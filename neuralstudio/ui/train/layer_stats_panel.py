@@ -361,6 +361,16 @@ def _plot_widget(parent: QWidget, name: str, title: str, tip: str) -> tuple[pg.P
     return widget, item
 
 
+def epoch_ticks(tracks: Sequence[LayerTrack], most: int = 4) -> list[list[tuple[float, str]]]:
+    """Whole epochs on the x axis, at most ``most`` labels: pyqtgraph's own ticks put halves between them, and in
+    a strip plot 120 px wide their labels ran into each other ("1.01.52.0")."""
+    epochs = sorted({int(round(x)) for t in tracks for x in t.epochs})
+    if not epochs:
+        return [[]]
+    step = max(1, math.ceil((epochs[-1] - epochs[0] + 1) / most))
+    return [[(float(e), str(e)) for e in range(epochs[0], epochs[-1] + 1, step)]]
+
+
 def _x_range(tracks: Sequence[LayerTrack]) -> tuple[float, float]:
     """Whole strip columns, centred on their epochs: the same x range on all four plots."""
     xs = [x for t in tracks for x in t.epochs]
@@ -424,6 +434,7 @@ class _SignalPlot:
             lo, hi = mid - 0.5, mid + 0.5
         self.item.setRange(xRange=_x_range(tracks), yRange=(lo, hi), padding=0.05)
         self.item.getAxis("left").setTicks(log_ticks(lo, hi))
+        self.item.getAxis("bottom").setTicks(epoch_ticks(tracks))
 
     def values(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The curve of layer ``name`` as values (not their log10): what a test or a reader checks."""
@@ -455,6 +466,7 @@ class _StripPlot:
         self.item.getAxis("left").setTicks([[(n - 1 - k + middle, _short_name(t.name))
                                              for k, t in enumerate(tracks)]])
         self.item.setRange(xRange=_x_range(tracks), yRange=(0.0, n), padding=0.02)
+        self.item.getAxis("bottom").setTicks(epoch_ticks(tracks))
         ranges = [f"{t.name}: {s.lo:.3g} to {s.hi:.3g}" for t in tracks
                   if math.isfinite((s := getattr(t, self.which)).lo)]
         self.widget.setToolTip(self.tip + ("\n\nValues shown, bottom to top of each band:\n" + "\n".join(ranges)
