@@ -457,6 +457,31 @@ def interpret(stats: Sequence[dict[str, Any]]) -> str:
 _MEASURE_WORDS = {"bias_grad_rms": "per unit", "grad_norm": "norm"}
 
 
+def interpret_history(history: Sequence[Sequence[dict[str, Any]]]) -> str:
+    """:func:`interpret` of the last snapshot, and, when an earlier epoch showed vanishing gradients that have
+    gone since, that too: a network like nielsen-deep-sigmoid starts with its first layer's gradients two
+    decades below the last's and closes the gap as its later layers learn, so after a longer run the last
+    snapshot alone ("similar sizes") would hide the lesson the plots show.
+
+    Args:
+        history: one snapshot per epoch, oldest first.
+    """
+    if not history:
+        return interpret([])
+    now = interpret(history[-1])
+    if "vanishing" in now or "exploding" in now:
+        return now
+    for stats in history[:-1]:
+        layers = list(stats)
+        key = gradient_measure(layers)
+        norms = [s.get(key) for s in layers if s.get(key) is not None]
+        if len(norms) >= 2 and norms[0] > 0 and norms[-1] / norms[0] >= GRADIENT_RATIO_ALARM:
+            epoch = int(layers[0].get("epoch") or 0) + 1
+            return (f"{now} After epoch {epoch} the first layer's gradients were {_times(norms[-1] / norms[0])}x "
+                    "smaller than the last's (vanishing gradients): it started learning late.")
+    return now
+
+
 def gradient_measure(stats: Sequence[dict[str, Any]]) -> str:
     """Which figure compares the layers' gradients: ``"bias_grad_rms"`` when the first and the last layer both
     have it, else ``"grad_norm"``; :func:`interpret` and the Inside tab lead with it (the terminal table shows

@@ -353,3 +353,23 @@ def test_the_deep_sigmoid_template_shows_vanishing_gradients_and_its_relu_twin_d
     assert said == (f"The first layer's gradients are {s_ratio:,.0f}x smaller than the last's: it learns slowly "
                     "(vanishing gradients)."), said
     assert "smaller than the last's" not in interpret(relu) and "vanishing" not in interpret(relu)
+
+
+def _gradients(epoch: int, first: float, last: float) -> list[dict]:
+    """A snapshot of two sigmoid layers with per-unit bias gradients ``first`` and ``last``."""
+    return [{"layer": name, "epoch": epoch, "batch": None, "grad_norm": g * 10, "bias_grad_rms": g,
+             "dead_fraction": None, "saturated_fraction": 0.1}
+            for name, g in (("hidden_1", first), ("digit", last))]
+
+
+def test_a_vanishing_gradient_that_went_away_is_still_told():
+    """After 8 epochs nielsen-deep-sigmoid's gradients have caught up: the last snapshot alone would hide the lesson."""
+    from neuralstudio.ml.layer_stats import interpret_history
+
+    early, late = _gradients(0, 2.9e-5, 4.3e-3), _gradients(7, 1.5e-3, 1.9e-3)
+    assert interpret_history([early, late]) == (
+        "Gradients reach every layer at similar sizes. After epoch 1 the first layer's gradients were 148x smaller "
+        "than the last's (vanishing gradients): it started learning late.")
+    assert interpret_history([late]) == "Gradients reach every layer at similar sizes."
+    assert interpret_history([early]).endswith("smaller than the last's: it learns slowly (vanishing gradients).")
+    assert interpret_history([]) == "No layer has trainable weights to measure."

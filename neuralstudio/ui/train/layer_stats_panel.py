@@ -133,6 +133,9 @@ GRADIENT_MEASURES = {
     "bias_grad_rms": ("Gradient per unit", "Gradient\nper unit", UNIT_GRAD_TIP),
     "grad_norm": ("Gradient norm", "Gradient\nnorm", GRAD_TIP),
 }
+#: what the plots' titles say: a plot may be 90 px wide at a 1366 px window, which clipped "Gradient per unit" and
+#: "Update / weight"; the full names are the plots' accessible names, tooltips and the table's column headers
+PLOT_TITLES = {"Gradient per unit": "Gradient", "Gradient norm": "Gradient", "Update / weight": "Step size"}
 
 #: the curves' colours by depth: the first layer blue, the last red
 _DEPTH_COLORS = pg.ColorMap([0.0, 0.5, 1.0], [(31, 119, 180), (148, 103, 189), (214, 39, 40)])
@@ -356,7 +359,7 @@ def _plot_widget(parent: QWidget, name: str, title: str, tip: str) -> tuple[pg.P
     item.hideButtons()
     item.setMouseEnabled(x=False, y=False)
     item.disableAutoRange()
-    item.setTitle(title, size="9pt")
+    item.setTitle(PLOT_TITLES.get(title, title), size="9pt")
     item.setLabel("bottom", "epoch")
     return widget, item
 
@@ -506,16 +509,17 @@ class LayerStatsPanel(QWidget):
     Args:
         parent: the owning widget.
         interpret: turns the latest snapshot into the sentence on top (default: the engine's
-            :func:`neuralstudio.ml.layer_stats.interpret`); tests pass their own.
+            :func:`neuralstudio.ml.layer_stats.interpret_history` of the run's epochs); tests pass their own.
     """
 
     def __init__(self, parent: QWidget | None = None, *,
                  interpret: Callable[[list[dict[str, Any]]], str] | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("layerStatsPanel")
-        self._interpret = interpret or layer_stats.interpret
+        self._interpret = interpret or self._interpret_history
         self.tracks: dict[str, LayerTrack] = {}  # by layer name, in the network's order
         self.latest: list[dict[str, Any]] = []  # the last snapshot, for the sentence
+        self._by_epoch: dict[int, list[dict[str, Any]]] = {}  # the last snapshot of each epoch, for the sentence
         #: which gradient figure the plot and the table compare the layers by (a key of GRADIENT_MEASURES)
         self.measure = DEFAULT_MEASURE
         self.snapshots = 0  # snapshots taken in since the last reset
@@ -604,6 +608,7 @@ class LayerStatsPanel(QWidget):
         """Forget the previous run; ``enabled`` says whether the new run reports per-layer signals at all."""
         self.tracks.clear()
         self.latest = []
+        self._by_epoch = {}
         self._set_measure(DEFAULT_MEASURE)
         self.snapshots = 0
         self._dirty = False
@@ -627,6 +632,7 @@ class LayerStatsPanel(QWidget):
                     track = self.tracks[name] = LayerTrack(name)
                 track.add(int(epoch), s)
             self.latest = list(stats)
+            self._by_epoch[int(epoch)] = self.latest
             self.snapshots += 1
             self._dirty = True
         if self._dirty and self.isVisible():
@@ -680,7 +686,7 @@ class LayerStatsPanel(QWidget):
         if measure == self.measure and head is not None and head.text() == column:
             return
         self.measure = measure
-        self.grad_plot.item.setTitle(title, size="9pt")
+        self.grad_plot.item.setTitle(PLOT_TITLES.get(title, title), size="9pt")
         self.grad_plot.widget.setAccessibleName(title)
         self.grad_plot.widget.setToolTip(tip)
         if head is not None:
@@ -738,6 +744,11 @@ class LayerStatsPanel(QWidget):
         font = units.font()
         font.setBold(alarm)
         units.setFont(font)
+
+    def _interpret_history(self, latest: list[dict[str, Any]]) -> str:
+        """The default sentence: the latest snapshot, and vanishing gradients of an earlier epoch that have gone."""
+        history = [self._by_epoch[e] for e in sorted(self._by_epoch)] or [latest]
+        return layer_stats.interpret_history(history)
 
     def _sentence(self) -> str:
         try:
