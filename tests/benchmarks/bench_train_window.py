@@ -18,6 +18,9 @@ started from another terminal, which Linux's autogroup scheduling then treats as
 ``--load-cpu C`` all on CPU C), and kills them at the end.
 
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_train_window.py [--epochs 3] [--reps 2] [--load 1]
+        [--tab inside]
+
+``--tab inside`` shows the Inside tab during the runs, so the per-layer signals (on by default) are drawn live.
 
 The ratio is the median of per-pair ratios (each window run against the plain fit right after it),
 which cancels most of a shared machine's drift between pairs.
@@ -258,6 +261,12 @@ def bench_template(name: str, args: argparse.Namespace, dataset) -> tuple:
     i = ws.settings_panel.device_box.findData(args.device)
     if i >= 0:
         ws.settings_panel.device_box.setCurrentIndex(i)
+    tabs = ws.bottom_tabs
+    shown = next((k for k in range(tabs.count()) if tabs.tabText(k).split(" (")[0].lower() == args.tab), None)
+    if shown is None:
+        raise SystemExit(f"--tab {args.tab}: the Train window has no such tab")
+    tabs.setCurrentIndex(shown)  # the Inside tab draws the per-layer signals live only while it is shown
+    wait_ms(100)
     wins, plains, stops = [], [], []
     for _rep in range(args.reps):
         wins.append(window_run(ws, design))
@@ -297,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--load-session", choices=("same", "new"), default="same")
     ap.add_argument("--load-cpu", type=int, help="run the busy loops on this CPU only (a program busy on one core)")
     ap.add_argument("--stop-at", type=float, default=1.5, help="epochs shown in the plots when Stop is clicked")
+    ap.add_argument("--tab", default="runs", choices=("runs", "inside", "mistakes", "experiment", "event log"),
+                    help="the bottom tab shown during the runs (inside: the per-layer signals drawn live)")
     ap.add_argument("--plain-child", metavar="TEMPLATE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.plain_child:
