@@ -254,17 +254,19 @@ def test_bad_export_requests_are_refused_before_writing(trained, tmp_path, fmt, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_folder_that_is_not_a_previous_export_is_never_replaced(trained, tmp_path):
+@pytest.mark.parametrize("fmt", ["savedmodel", "inference-script"])  # the exports that write a folder
+def test_a_folder_that_is_not_a_previous_export_is_never_replaced(trained, tmp_path, fmt):
+    skip_unless_exportable(fmt)  # PyTorch refuses a SavedModel before it looks at the folder
     model, _ = trained
     mine = tmp_path / "documents"
     mine.mkdir()
     (mine / "thesis.txt").write_text("precious")
-    with pytest.raises(ExportError, match="not a previous savedmodel export"):
-        export_model(model, mine, "savedmodel")
+    with pytest.raises(ExportError, match=f"not a previous {fmt} export"):
+        export_model(model, mine, fmt)
     assert (mine / "thesis.txt").read_text() == "precious"
     (tmp_path / "file.bin").write_text("x")
     with pytest.raises(ExportError, match="is a file"):
-        export_model(model, tmp_path / "file.bin", "savedmodel")
+        export_model(model, tmp_path / "file.bin", fmt)
 
 
 def test_default_output_names():
