@@ -388,6 +388,8 @@ class RunsStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root) if root is not None else default_runs_dir()
+        #: per run folder, what ``scan(reuse=True)`` read last and the run file's (mtime, size, inode) then
+        self._scanned: dict[Path, tuple[tuple[int, int, int], RunRecord]] = {}
 
     # --------------------------------------------------------------- recovery
     def recover(self) -> Recovery:
@@ -472,20 +474,41 @@ class RunsStore:
         """Every readable run, oldest first; damaged records are skipped (:meth:`scan` says which)."""
         return self.scan().records
 
-    def scan(self) -> RunsScan:
+    def scan(self, *, reuse: bool = False) -> RunsScan:
         """Every readable run, oldest first, and every run folder whose record is damaged, with why.
 
         A folder without a ``run.json`` is not a run (or one being created) and is not listed.
+
+        Args:
+            reuse: read again only the run files that changed since this store's last ``reuse`` scan (another
+                modification time, size or inode: records are written by atomic replacement), and hand out the
+                records read then for the others: they are shared, so read them and do not change them. The
+                Train window's runs table rescans after every run on the GUI thread, where parsing every
+                ``run.json`` (each holds its batches' curves) took 25-36 ms for a few dozen runs and grew with
+                the store.
         """
         self._recover_once()
         found = RunsScan()
+        seen: dict[Path, tuple[tuple[int, int, int], RunRecord]] = {}
         for folder in self._run_folders():
             try:
-                found.records.append(self._read(folder))
+                key = None
+                if reuse:
+                    st = (folder / RUN_FILE).stat()
+                    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+                hit = self._scanned.get(folder)
+                record = hit[1] if hit is not None and hit[0] == key else self._read(folder)
+                if key is not None:
+                    seen[folder] = (key, record)
+                found.records.append(record)
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                found.damaged.append(DamagedRun(folder, f"{folder / RUN_FILE} cannot be read: {exc.strerror}."))
             except RunsError as exc:
                 found.damaged.append(DamagedRun(folder, str(exc)))
+        if reuse:
+            self._scanned = seen  # what is gone is forgotten
         found.records.sort(key=lambda r: (r.created, r.id))
         return found
 

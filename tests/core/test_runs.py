@@ -109,3 +109,25 @@ def test_the_store_imports_neither_keras_nor_qt():
             "bad = [m for m in ('keras', 'tensorflow', 'PySide6') if m in sys.modules]; print(bad); "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_a_reusing_scan_reads_again_only_the_runs_that_changed(tmp_path):
+    """The Train window rescans after every run on the GUI thread: unchanged run files are not parsed again."""
+    import shutil
+
+    store = RunsStore(tmp_path / "runs")
+    a, b = _make(store, 0.001, 0.9), _make(store, 0.01, 0.95)
+    first = {r.id: r for r in store.scan(reuse=True).records}
+    again = {r.id: r for r in store.scan(reuse=True).records}
+    assert again[a.id] is first[a.id] and again[b.id] is first[b.id]  # nothing changed: nothing parsed
+    a.message = "renamed"
+    store.save(a)  # an atomic replacement: a new file
+    c = _make(store, 0.1, 0.5)
+    third = {r.id: r for r in store.scan(reuse=True).records}
+    assert third[a.id] is not first[a.id] and third[a.id].message == "renamed"
+    assert third[b.id] is first[b.id] and c.id in third
+    shutil.rmtree(b.folder)
+    (c.folder / "run.json").write_text("{ not json")
+    fourth = store.scan(reuse=True)
+    assert [r.id for r in fourth.records] == [a.id] and [d.folder for d in fourth.damaged] == [c.folder]
+    assert store.scan().records[0] is not fourth.records[0]  # a plain scan always reads the files

@@ -252,7 +252,7 @@ class RunsPanel(QWidget):
     def reload(self) -> None:
         """Read the store again, keeping the ticks of runs still listed."""
         ticked = {r.id for r in self.ticked()}
-        scan = self.store.scan() if self.store is not None else None
+        scan = self.store.scan(reuse=True) if self.store is not None else None  # only changed runs parsed again
         recs = scan.records if scan is not None else []
         self._show_damaged(scan.damaged if scan is not None else [])
         if self.design_name and not self.all_box.isChecked():
