@@ -71,6 +71,7 @@ def evaluate_model(model: Any, x: Any, y: Any, num_classes: int, batch_size: int
     import keras
     import numpy as np
 
+    from neuralstudio.core.training_settings import one_hot_targets
     from neuralstudio.ml.data import one_hot
 
     if raw is None:
@@ -95,14 +96,22 @@ def evaluate_model(model: Any, x: Any, y: Any, num_classes: int, batch_size: int
             loss_name = "binary_crossentropy"
     else:
         pred = probs.argmax(axis=1)
-        y_t = one_hot(y, units) if loss_name in ("categorical_crossentropy", "mean_squared_error",
-                                                 "binary_crossentropy") else y
-    loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.get(loss_name)(y_t, probs))))
+        y_t = one_hot(y, units) if one_hot_targets(loss_name, units) else y
+    loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.get(loss_name)(y_t, probs)))) * _loss_weight(model)
     k = max(num_classes, units, int(y.max()) + 1 if len(y) else 0)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y, pred), 1)
     return {"loss": loss, "loss_function": loss_name, "accuracy": float(np.mean(pred == y)) if len(y) else None,
             "examples": int(len(y)), "confusion": confusion.tolist()}
+
+
+def _loss_weight(model: Any) -> float:
+    """The weight the model was compiled with for its one loss (a ``quadratic`` design's units/2), else 1."""
+    try:
+        weight = (model.get_compile_config() or {}).get("loss_weights")
+    except (AttributeError, TypeError, ValueError):
+        return 1.0
+    return float(weight) if isinstance(weight, (int, float)) and not isinstance(weight, bool) else 1.0
 
 
 def format_confusion(confusion: list[list[int]], names: list[str],

@@ -127,6 +127,9 @@ DIVERGE_FACTOR = 5.0
 DIVERGE_FLOOR = 0.5
 #: an accuracy within this of 1/classes is chance level, at most (for many classes) half of 1/classes
 CHANCE_MARGIN = 0.05
+#: a loss whose first epoch's average and whose last epoch's change are both within this share of its whole
+#: change made that change in its first steps and then stopped changing
+SETTLED_SHARE = 0.05
 #: a training accuracy below this is low: the network has not even learned its training examples
 UNDERFIT_ACCURACY = 0.9
 #: an accuracy gaining more than this in the last epoch is still rising
@@ -215,6 +218,8 @@ def diagnose(history: Mapping[str, Sequence[Any]], *, status: str = "finished", 
     accuracy, name = _judging_accuracy(test_accuracy, val_accuracy, val_acc, train_acc)
     findings: list[Finding] = []
     diverged = _diverged(status, train_loss, _numbers(batch_losses), learning_rate, num_classes, loss)
+    if not diverged and _at_chance(accuracy, num_classes):
+        diverged = _saturated(train_loss, _numbers(batch_losses), learning_rate, loss, output_activation)
     if diverged:
         findings.append(Finding("diverged", diverged))
     chance = _chance(accuracy, name, num_classes, status, bool(diverged), train_loss, _numbers(batch_losses),
@@ -384,11 +389,9 @@ def _chance(accuracy: float | None, name: str, num_classes: int | None, status: 
             train_loss: list[float], batch_losses: list[float], learning_rate: float | None, loss: str | None,
             activation: str | None) -> str:
     """The chance-level sentence when the judging accuracy is about what guessing gets, with the likely cause."""
-    if accuracy is None or not num_classes or num_classes < 2:
+    if not _at_chance(accuracy, num_classes):
         return ""
     chance = 1.0 / num_classes
-    if accuracy > chance + min(CHANCE_MARGIN, chance / 2):
-        return ""
     head = (f"{name} accuracy {_pct(accuracy)} is chance level: {chance:.0%} is what guessing gets with "
             f"{num_classes} classes")
     if diverged:  # the diverged sentence names the cause and the fix
@@ -397,6 +400,42 @@ def _chance(accuracy: float | None, name: str, num_classes: int | None, status: 
         return head + ", so the network has learned nothing yet."
     cause = _chance_cause(train_loss, batch_losses, learning_rate, loss, activation)
     return f"{head}, so the network learned nothing: {cause}."
+
+
+def _at_chance(accuracy: float | None, num_classes: int | None) -> bool:
+    """Whether ``accuracy`` is about what guessing gets among ``num_classes`` classes (unknown: no)."""
+    if accuracy is None or not num_classes or num_classes < 2:
+        return False
+    chance = 1.0 / num_classes
+    return accuracy <= chance + min(CHANCE_MARGIN, chance / 2)
+
+
+def _saturated(train_loss: list[float], batch_losses: list[float], learning_rate: float | None,
+               loss: str | None, activation: str | None) -> str:
+    """The diverged sentence for a run at chance level whose loss moved, then froze: the units saturated.
+
+    What Nielsen's chapter 1 network does at a learning rate ten times his 3.0: the first steps throw the
+    weights so far that every sigmoid sits at 0 or 1, where its gradient is almost zero, and nothing learns any
+    more (a ReLU network dies the same way). The loss need not rise for that, so :func:`_diverged` misses it;
+    it only stops changing. A loss that hardly moved from its start is a learning rate too low instead
+    (:func:`_chance_cause`), and a loss that does not fit the output is said there too.
+    """
+    if loss in _PROBABILITY_LOSSES and (activation or "linear").lower() not in ("softmax", "sigmoid"):
+        return ""
+    losses, points = _finite(train_loss), _finite(batch_losses or train_loss)
+    if len(losses) < 2 or not points:
+        return ""
+    start, last = points[0], losses[-1]
+    total = abs(last - start)
+    if total <= 0.05 * abs(start):
+        return ""
+    settled = SETTLED_SHARE * total  # the first epoch's average and the last epoch's change: both already there
+    if abs(losses[0] - last) > settled or abs(losses[-2] - last) > settled:
+        return ""
+    return (f"The training loss went from {_loss_text(start)} to {_loss_text(last)} within the first epoch and "
+            "then hardly changed, so the first steps likely saturated the units (their gradients are almost "
+            f"zero, so nothing learns any more) and training diverged: "
+            f"{_smaller(learning_rate, 'is likely too high')}.")
 
 
 def _chance_cause(train_loss: list[float], batch_losses: list[float], learning_rate: float | None,

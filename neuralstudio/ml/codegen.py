@@ -22,7 +22,9 @@ from neuralstudio.core.errors import UserError
 from neuralstudio.core.formatting import shorten
 from neuralstudio.core.graph import INPUT_CLASS, Graph, Node, default_name
 from neuralstudio.core.layer_config import is_parameter_name
+from neuralstudio.core.training_settings import one_hot_targets
 from neuralstudio.ml.code_check import check_generated_code
+from neuralstudio.ml.losses import keras_loss, loss_weight
 
 _MODEL_CLASSES = ("Functional", "Sequential", "Model")
 # Arguments whose list value is clearer as one number when all entries are equal: Conv2D(32, 3).
@@ -31,7 +33,6 @@ _COLLAPSIBLE = {"kernel_size", "strides", "pool_size", "dilation_rate", "size"}
 _RESERVED = {"keras", "layers", "model", "inputs", "outputs", "load_data", "np", "os", "print", "float", "shape",
              "x_train", "y_train", "x_test", "y_test", "loss", "accuracy", "stop_early", "load_trained_model"}
 _MNIST_PIXELS = 28 * 28
-_ONE_HOT_LOSSES = {"categorical_crossentropy", "mean_squared_error", "binary_crossentropy"}
 
 
 class CodegenError(UserError, ValueError):
@@ -432,6 +433,33 @@ def _indent(text: str, n: int) -> str:
     return "\n".join(pad + line if line else line for line in text.splitlines())
 
 
+def _output_units(graph: Graph) -> int:
+    """The units of the (first) output's last Dense-like layer; 10, the digits ``load_data`` encodes, if none."""
+    outputs = graph.outputs()
+    node_id = outputs[0] if outputs else None
+    seen: set[str] = set()
+    while node_id is not None and node_id not in seen:
+        seen.add(node_id)
+        units = graph.node(node_id).config.get("units")
+        if isinstance(units, int) and not isinstance(units, bool) and units > 0:
+            return units
+        before = graph.predecessors(node_id)
+        node_id = before[0] if len(before) == 1 else None
+    return 10
+
+
+def _loss_weight_lines(loss: str, graph: Graph) -> list[str]:
+    """``loss_weights=...`` for a loss that Keras weights (Nielsen's quadratic cost, ``ml/losses.py``), else none."""
+    units = _output_units(graph)
+    weight = loss_weight(loss, units)
+    if weight is None:
+        return []
+    return ["        # Nielsen's quadratic cost, 1/2 ||y - a||^2 summed over the outputs: Keras's mean squared error",
+            f"        # averages over them, so it is weighted by {units} outputs / 2 for the learning rate to mean the",
+            "        # same as in his book",
+            f"        loss_weights={_literal(weight)},"]
+
+
 def _training_section(design: Design, graph: Graph) -> list[str]:
     t = design.training
     t.validate()
@@ -460,7 +488,7 @@ def _training_section(design: Design, graph: Graph) -> list[str]:
             '    x_train = x_train.reshape(shape).astype("float32") / 255.0',
             '    x_test = x_test.reshape(shape).astype("float32") / 255.0',
         ]
-        if t.loss in _ONE_HOT_LOSSES:
+        if one_hot_targets(t.loss, 10):
             lines += [
                 "    y_train = keras.utils.to_categorical(y_train, 10)  # this loss compares one-hot vectors",
                 "    y_test = keras.utils.to_categorical(y_test, 10)",
@@ -472,7 +500,8 @@ def _training_section(design: Design, graph: Graph) -> list[str]:
         "    (x_train, y_train), (x_test, y_test) = load_data()",
         "    model.compile(",
         f"        optimizer={optimizer},",
-        f"        loss={_string(t.loss)},",
+        f"        loss={_string(keras_loss(t.loss))},",
+        *_loss_weight_lines(t.loss, graph),
         '        metrics=["accuracy"],',
         "    )",
         "    model.summary()",

@@ -52,10 +52,11 @@ def measure_samples_per_second(design: Design, settings: TrainingSettings, steps
     import numpy as np
 
     from neuralstudio.ml.builder import build_model
+    from neuralstudio.ml.losses import compile_arguments
 
     model = build_model(design.graph)
     loss = settings.loss
-    model.compile(optimizer="adam", loss=loss)
+    model.compile(optimizer="adam", **compile_arguments(loss, int(model.outputs[0].shape[-1] or 1)))
     shape = tuple(d if d is not None else settings.batch_size for d in model.inputs[0].shape)
     shape = (settings.batch_size, *shape[1:])
     x = np.zeros(shape, dtype="float32")

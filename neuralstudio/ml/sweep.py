@@ -454,7 +454,8 @@ def _train_trial(trial: Any, spec: SweepSpec, values: dict[str, Any], ds: Any, m
         return _record(trial, values, "failed", None, "failed", result.message, result)
     if result.status == "stopped":
         return _record(trial, values, "failed", value, "stopped", "Stopped by the user.", result)
-    diagnosis = diagnose_result(result, trainer.record, num_classes=getattr(ds, "num_classes", None))
+    diagnosis = diagnose_result(result, trainer.record, num_classes=getattr(ds, "num_classes", None),
+                                learning_rate=design.training.learning_rate, loss=design.training.loss)
     trial.set_user_attr("findings", diagnosis.kinds)
     status = "diverged" if result.status == "nan" or "diverged" in diagnosis.kinds else result.status
     message = " ".join(diagnosis.sentences) or result.message

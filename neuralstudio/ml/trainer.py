@@ -36,8 +36,9 @@ from neuralstudio.core.design import Design
 from neuralstudio.core.errors import UserError
 from neuralstudio.core.graph import INPUT_CLASS, Graph
 from neuralstudio.core.runs import RunRecord, RunsStore
-from neuralstudio.core.training_settings import TrainingSettings
+from neuralstudio.core.training_settings import TrainingSettings, one_hot_targets
 from neuralstudio.ml import backends
+from neuralstudio.ml.losses import compile_arguments, loss_function
 
 STATUSES = ("finished", "stopped", "early_stopped", "nan", "failed")
 #: the name of each run's own thread (docs/ARCHITECTURE.md, "Threads")
@@ -344,7 +345,7 @@ class Trainer:
         data = self._prepare_data(ds, model, settings, units, placement.replicas)
         self._start_record(settings, data, placement, mixed)
         cb = self._engine_callback(settings, data, placement.replicas)
-        stats = self._layer_stats_recorder(settings, data)
+        stats = self._layer_stats_recorder(settings, data, units)
         self._log(f"Training {model.count_params():,} parameters on {placement.description}: {data.n_train:,} "
                   "examples" + (f", {data.n_val:,} for validation" if data.n_val else "")
                   + f", batch {data.batch_size}, {settings.epochs} epoch(s), {settings.optimizer} at "
@@ -457,7 +458,7 @@ class Trainer:
             if x_test is not None:
                 eval_batch -= eval_batch % replicas
                 x_test, y_test = _even(x_test, y_test, eval_batch, replicas)
-        one_hot = _one_hot(settings.loss, units)
+        one_hot = one_hot_targets(settings.loss, units)
         data = _Data(x_train, _targets(y_train, settings.loss, units, one_hot), x_val,
                      _targets(y_val, settings.loss, units, one_hot), x_test,
                      _targets(y_test, settings.loss, units, one_hot), one_hot, batch_size, eval_batch)
@@ -490,17 +491,15 @@ class Trainer:
                               batch_size=data.batch_size, epochs=settings.epochs, patience=settings.early_stopping,
                               tune=self.tune_steps_per_execution and replicas == 1 and tunable)
 
-    def _layer_stats_recorder(self, settings: TrainingSettings, data: _Data) -> Any:
+    def _layer_stats_recorder(self, settings: TrainingSettings, data: _Data, units: int) -> Any:
         """With ``layer_stats``: the recorder whose callback joins every ``fit`` (None without). Its probe
         batch comes from the training split, with the targets encoded as the loss reads them."""
         if not self.layer_stats:
             return None
-        import keras
-
         from neuralstudio.ml.layer_stats import LayerStatsRecorder
 
-        return LayerStatsRecorder(data.x_train, data.y_train, keras.losses.get(settings.loss), reporter=self.reporter,
-                                  log=self._log, batch_size=data.batch_size,
+        return LayerStatsRecorder(data.x_train, data.y_train, loss_function(settings.loss, units),
+                                  reporter=self.reporter, log=self._log, batch_size=data.batch_size,
                                   seed=settings.seed if settings.seed is not None else 0)
 
     def _compiler(self, model: Any, settings: TrainingSettings, placement: Any, units: int, one_hot: bool,
@@ -522,7 +521,8 @@ class Trainer:
 
         def compile_model(steps_per_execution: int) -> None:
             with placement.scope():
-                model.compile(optimizer=optimizer, loss=settings.loss, metrics=[_accuracy_metric(units, one_hot)],
+                model.compile(optimizer=optimizer, **compile_arguments(settings.loss, units),
+                              metrics=[_accuracy_metric(units, one_hot)],
                               steps_per_execution=steps_per_execution, jit_compile="auto")
 
         return compile_model
@@ -774,12 +774,6 @@ def _check_labels(y: Any, loss: str, units: int, num_classes: int) -> None:
         classes = max(num_classes, top + 1)
         raise TrainingError(f"The output layer has {units} unit(s) but the data has {classes} classes: "
                             f"give the last Dense layer {classes} units.")
-
-
-def _one_hot(loss: str, units: int) -> bool:
-    """Whether ``loss`` compares the output with one-hot rows (else with class indices or 0/1 labels)."""
-    return loss in ("categorical_crossentropy", "mean_squared_error") or (
-        loss == "binary_crossentropy" and units > 1)
 
 
 def _targets(y: Any, loss: str, units: int, one_hot: bool) -> Any:

@@ -97,6 +97,41 @@ def test_chance_level_says_what_guessing_gets_and_the_likely_cause():
     assert all(one_sentence(s) for s in d.sentences)
 
 
+# Nielsen's 784-30-10 network at learning rate 30 on his quadratic cost, batches of 10 (measured): the first
+# steps pushed every sigmoid output to 0, the loss fell from 1.42 to 0.5 (what all-zero outputs cost) within the
+# first epoch and then stayed there, at chance accuracy.
+SATURATED = history([0.5062, 0.5042, 0.5003], [0.1001, 0.1018, 0.1007], [0.49999, 0.49999, 0.5],
+                    [0.1025, 0.1013, 0.0975])
+SATURATED_BATCHES = [1.417, 0.959, 0.805, 0.728, 0.683, 0.5062, 0.5042, 0.5003]
+
+
+def test_a_loss_that_fell_in_its_first_steps_then_froze_at_chance_is_diverged_by_saturation():
+    d = diagnose(SATURATED, num_classes=10, learning_rate=30.0, loss="quadratic", output_activation="sigmoid",
+                 test_accuracy=0.0975, batch_losses=SATURATED_BATCHES)
+    assert d.kinds == ["diverged", "chance"] and d.bad
+    assert d.sentences[0] == (
+        "The training loss went from 1.42 to 0.5 within the first epoch and then hardly changed, so the first "
+        "steps likely saturated the units (their gradients are almost zero, so nothing learns any more) and "
+        "training diverged: the learning rate 30 is likely too high; try 3 (10x smaller).")
+    assert d.sentences[1].endswith("so the network learned nothing.")  # the cause is in the first sentence
+    assert all(one_sentence(s) for s in d.sentences)
+
+
+def test_a_loss_still_falling_slowly_at_chance_is_a_learning_rate_too_low_not_saturation():
+    # the loss fell steadily over the epochs, not in the first steps: not saturated
+    slow = history([1.2, 1.1, 1.0, 0.9], [0.1, 0.1, 0.11, 0.11])
+    d = diagnose(slow, num_classes=10, learning_rate=0.001, test_accuracy=0.11,
+                 batch_losses=[1.25, 1.2, 1.1, 1.0, 0.9])
+    assert "diverged" not in d.kinds and d.kinds == ["chance"]
+    # one epoch cannot tell a frozen loss from a falling one
+    one = history([0.5062], [0.1001])
+    assert "diverged" not in diagnose(one, num_classes=10, learning_rate=30.0, test_accuracy=0.1,
+                                      batch_losses=SATURATED_BATCHES[:6]).kinds
+    # above chance the same curve is a network that learned quickly
+    assert "diverged" not in diagnose(SATURATED, num_classes=10, learning_rate=3.0, test_accuracy=0.9,
+                                      batch_losses=SATURATED_BATCHES).kinds
+
+
 def test_chance_level_depends_on_the_number_of_classes():
     h = history([0.69, 0.69], [0.5, 0.52])
     assert diagnose(h, num_classes=2, test_accuracy=0.52).kinds == ["chance"]

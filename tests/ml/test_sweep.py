@@ -120,6 +120,31 @@ def test_a_learning_rate_that_blows_up_is_marked_diverged_and_never_best(tmp_pat
 
 
 @pytest.mark.backend_neutral  # Optuna's side; trials run on every backend in the grid test
+def test_nielsens_rate_30_saturates_his_network_and_is_marked_diverged(tmp_path):
+    """Chapter 1's lesson on his quadratic cost: 3.0 learns, 30 throws every sigmoid into saturation at once.
+
+    The loss does not rise (it falls to 0.5, all outputs 0, and freezes): the run's diagnosis calls that
+    diverged (``core/run_outcome._saturated``), as the book does.
+    """
+    from neuralstudio.core.templates import load_template
+    from neuralstudio.ml.data import Dataset, load_dataset
+
+    ds = load_dataset("mnist-sample")
+    data = Dataset("slice", ds.x_train[:2000], ds.y_train[:2000], ds.x_test[:500], ds.y_test[:500], ds.class_names)
+    design = load_template("nielsen-784-30-10")
+    design.training.epochs = 2
+    spec = SweepSpec(design, [parse_param("learning_rate=3,30")], storage=str(tmp_path / "studies.journal"),
+                     strategy="grid", study="nielsen")
+    # with a runs store, as the app and the CLI run it: the record's batch losses show the fall in the first steps
+    run_sweep(new_study(spec), spec, dataset=data, runs_store=RunsStore(tmp_path / "runs"))
+    res = results_of(load_study("nielsen", spec.storage)[0])
+    by_lr = {r.values["learning_rate"]: r for r in res.rows}
+    assert by_lr[30].status == "diverged" and "saturated the units" in by_lr[30].message
+    assert by_lr[3].status == "finished" and by_lr[3].value > 0.8
+    assert res.best.values["learning_rate"] == 3 and "30 diverged" in res.sentence
+
+
+@pytest.mark.backend_neutral  # Optuna's side; trials run on every backend in the grid test
 def test_a_tpe_search_samples_inside_the_ranges(tmp_path, small):
     spec = _spec(tmp_path, ["learning_rate=log:0.01:0.5", "hidden.units=4:24"], strategy="tpe", trials=3,
                  study="tpe")

@@ -19,8 +19,10 @@ from neuralstudio.core.templates import (
     load_template,
     template_names,
 )
+from neuralstudio.core.training_settings import one_hot_targets
 from neuralstudio.ml.builder import analyze
 from neuralstudio.ml.data import adapt_inputs, load_dataset, one_hot
+from neuralstudio.ml.losses import compile_arguments
 
 EXPECTED = ["mnist-cnn", "nielsen-784-30-10", "nielsen-deep-sigmoid", "nielsen-deep-relu", "mlp", "lenet5",
             "cnn-augmented", "lstm-rows", "transformer-patches", "resnet-mini"]
@@ -87,10 +89,10 @@ def test_template_builds_lays_out_and_trains_a_step(name):
     x = adapt_inputs(ds.x_train[:32], tuple(model.inputs[0].shape[1:]))
     y = ds.y_train[:32]
     t = design.training
-    if t.loss in ("mean_squared_error", "categorical_crossentropy", "binary_crossentropy"):  # as the trainer does
+    if one_hot_targets(t.loss, 10):  # as the trainer does
         y = one_hot(y, ds.num_classes)
     optimizer = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[t.optimizer](t.learning_rate)
-    model.compile(optimizer=optimizer, loss=t.loss)
+    model.compile(optimizer=optimizer, **compile_arguments(t.loss, 10))
     before = [w.numpy().copy() for w in model.trainable_weights]
     loss = float(model.train_on_batch(x, y))
     assert math.isfinite(loss)
@@ -102,7 +104,7 @@ def test_template_builds_lays_out_and_trains_a_step(name):
 def test_nielsen_has_nielsens_hyperparameters():
     t = load_template("nielsen-784-30-10").training
     assert (t.optimizer, t.learning_rate, t.batch_size, t.epochs, t.loss) == (
-        "sgd", 3.0, 10, 30, "mean_squared_error")
+        "sgd", 3.0, 10, 30, "quadratic")
 
 
 def test_transformer_attention_takes_query_and_value_from_the_norm():

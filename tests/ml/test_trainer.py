@@ -401,7 +401,7 @@ CASES = {
     # a softmax classifier with sparse labels
     "softmax-sparse": lambda: (mlp_design(), TrainingSettings(epochs=1, batch_size=32, learning_rate=0.01), None),
     # Nielsen's network: sigmoid outputs, the quadratic cost on one-hot labels, categorical accuracy
-    "nielsen-mse-one-hot": lambda: (_nielsen(), None, None),
+    "nielsen-quadratic-one-hot": lambda: (_nielsen(), None, None),
     "l2-kernel-regulariser": lambda: (_regularised("kernel"), TrainingSettings(epochs=1, batch_size=32), None),
     # a penalty that exists only inside the call (the layer adds it as it is called)
     "l1-activity-regulariser": lambda: (_regularised("activity"), TrainingSettings(epochs=1, batch_size=32), None),
@@ -428,6 +428,7 @@ def test_the_test_pass_scores_as_evaluate_does_and_keeps_the_outputs(sample, cas
     computes for the labels' encoding), and the outputs of that same pass are kept for the Mistakes tab."""
     import keras
 
+    from neuralstudio.core.training_settings import one_hot_targets
     from neuralstudio.ml.data import one_hot
 
     design, settings, weights = CASES[case]()
@@ -441,7 +442,7 @@ def test_the_test_pass_scores_as_evaluate_does_and_keeps_the_outputs(sample, cas
     loss = (settings or design.training).loss
     units = result.model.output_shape[-1]
     x = data.x_test.reshape(len(data.x_test), -1)
-    y = (one_hot(data.y_test, units) if loss in ("mean_squared_error", "categorical_crossentropy")
+    y = (one_hot(data.y_test, units) if one_hot_targets(loss, units)
          else data.y_test.astype("float32").reshape(-1, 1) if units == 1 else data.y_test)
     scores, outputs = _keras_scores(result.model, x, y)
     assert result.test_loss == pytest.approx(scores["loss"], rel=1e-5, abs=1e-5), case

@@ -150,7 +150,7 @@ def default_values(path: str, design: Design | None = None) -> str:
             return "0.5,0.9,0.99"
         if path == "loss":
             other = "sparse_categorical_crossentropy" if t.loss != "sparse_categorical_crossentropy" else \
-                "mean_squared_error"
+                "quadratic"
             return ",".join(x for x in (t.loss, other) if x in LOSSES)
         if path == "validation_split":
             return "0.1,0.2"
