@@ -95,22 +95,16 @@ def _epoch_timer() -> Any:
 def _plain_run(design: Any, ds: Any, settings: Any, spe: int) -> dict[str, Any]:
     """A plain ``model.fit`` on NumPy arrays: build, compile (``steps_per_execution=spe``), fit; epoch times."""
     import keras
+    from plain_keras import compile_by_hand  # a sibling script: the plain side, compiled as the trainer does
 
     from neuralstudio.ml.builder import build_model
-    from neuralstudio.ml.data import adapt_inputs, one_hot
-    from neuralstudio.ml.optimizers import make_optimizer
+    from neuralstudio.ml.data import adapt_inputs
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed or 0)
     model = build_model(design.graph)
     x = adapt_inputs(ds.x_train, tuple(model.input_shape[1:]))
-    y = ds.y_train
-    if settings.loss in ("mean_squared_error", "categorical_crossentropy"):
-        y = one_hot(y, int(model.output_shape[-1]))
-        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
-    else:
-        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=make_optimizer(settings), loss=settings.loss, metrics=[metric], steps_per_execution=spe)
+    y = compile_by_hand(model, settings, steps_per_execution=spe)(ds.y_train)
     timer = _epoch_timer()
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=settings.batch_size, epochs=settings.epochs, verbose=0, shuffle=True,

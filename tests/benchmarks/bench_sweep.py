@@ -84,11 +84,11 @@ def _plain(design, values: list[dict], ds) -> tuple[float, float]:
     """The same trainings as plain fit calls: (wall seconds, training samples)."""
     import keras
     import numpy as np
+    from plain_keras import compile_by_hand  # a sibling script: the plain side, compiled as the trainer does
 
     from neuralstudio.core.search_space import apply_values
     from neuralstudio.ml.builder import build_model
-    from neuralstudio.ml.data import adapt_inputs, one_hot, stratified_split
-    from neuralstudio.ml.optimizers import make_optimizer
+    from neuralstudio.ml.data import adapt_inputs, stratified_split
 
     t0 = time.perf_counter()
     samples = 0
@@ -101,13 +101,8 @@ def _plain(design, values: list[dict], ds) -> tuple[float, float]:
         x, y, xv, yv = stratified_split(adapt_inputs(ds.x_train, shape), np.asarray(ds.y_train),
                                         s.validation_split, s.seed or 0)
         xt, yt = adapt_inputs(ds.x_test, shape), np.asarray(ds.y_test)
-        units = int(model.output_shape[-1])
-        if s.loss in ("mean_squared_error", "categorical_crossentropy"):
-            y, yv, yt = one_hot(y, units), one_hot(yv, units), one_hot(yt, units)
-            metric = keras.metrics.CategoricalAccuracy(name="accuracy")
-        else:
-            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        model.compile(optimizer=make_optimizer(s), loss=s.loss, metrics=[metric])
+        encode = compile_by_hand(model, s)
+        y, yv, yt = encode(y), encode(yv), encode(yt)
         model.fit(x, y, batch_size=s.batch_size, epochs=s.epochs, verbose=0, shuffle=True, validation_data=(xv, yv))
         model.evaluate(xt, yt, batch_size=256, verbose=0)
         samples += s.epochs * len(x)

@@ -87,28 +87,23 @@ def plain_fit_child(template: str, epochs: int) -> None:
     """In a process of its own: samples/s of plain Keras on the window's split, model, optimizer and batch size."""
     import keras
     import numpy as np
+    from plain_keras import compile_by_hand  # a sibling script: the plain side, compiled as the trainer does
 
     from neuralstudio.core.templates import load_template
     from neuralstudio.ml import data as data_mod
     from neuralstudio.ml.builder import build_model
     from neuralstudio.ml.data import load_dataset
-    from neuralstudio.ml.optimizers import make_optimizer
 
     design = load_template(template)
     settings = design.training.updated(epochs=epochs)
     dataset = load_dataset("mnist-sample")
     keras.utils.set_random_seed(int(settings.seed or 0))
     model = build_model(design.graph)
-    units = int(model.output_shape[-1])
     x = data_mod.adapt_inputs(dataset.x_train, tuple(model.input_shape[1:]))
     y = np.asarray(dataset.y_train).reshape(-1)
     x, y, xv, yv = data_mod.stratified_split(x, y, settings.validation_split, settings.seed or 0)
-    if settings.loss in ("categorical_crossentropy", "mean_squared_error"):
-        y, yv = data_mod.one_hot(y, units), data_mod.one_hot(yv, units)
-        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
-    else:
-        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=make_optimizer(settings), loss=settings.loss, metrics=[metric])
+    encode = compile_by_hand(model, settings)
+    y, yv = encode(y), encode(yv)
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=settings.batch_size, epochs=settings.epochs, validation_data=(xv, yv),
               shuffle=True, verbose=0)

@@ -68,10 +68,10 @@ def _template(name: str):
 def _plain_fit(design, ds, epochs: int) -> tuple[float, float]:
     """Samples/s (wall, CPU) of a plain model.fit(verbose=0): build, compile and fit the same model."""
     import keras
+    from plain_keras import compile_by_hand  # a sibling script: the plain side, compiled as the trainer does
 
     from neuralstudio.ml.builder import build_model
-    from neuralstudio.ml.data import adapt_inputs, one_hot
-    from neuralstudio.ml.optimizers import make_optimizer
+    from neuralstudio.ml.data import adapt_inputs
 
     s = design.training
     t0, c0 = time.perf_counter(), time.process_time()
@@ -79,13 +79,7 @@ def _plain_fit(design, ds, epochs: int) -> tuple[float, float]:
     keras.utils.set_random_seed(s.seed or 0)
     model = build_model(design.graph)
     x = adapt_inputs(ds.x_train, tuple(model.input_shape[1:]))
-    y = ds.y_train
-    if s.loss in ("mean_squared_error", "categorical_crossentropy"):
-        y = one_hot(y, int(model.output_shape[-1]))
-        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
-    else:
-        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=make_optimizer(s), loss=s.loss, metrics=[metric])
+    y = compile_by_hand(model, s)(ds.y_train)
     model.fit(x, y, batch_size=s.batch_size, epochs=epochs, verbose=0, shuffle=True)
     n = epochs * len(x)
     return n / (time.perf_counter() - t0), n / (time.process_time() - c0)

@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QShowEvent
+from PySide6.QtGui import QColor, QFont, QPen, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QGraphicsLineItem,
+    QGraphicsRectItem,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -57,11 +59,15 @@ STRIP_GAP_ROWS = 3
 RANGE_MARGIN = 0.1
 #: items of at most this many new layers are made per event-loop turn (see the module's docstring)
 NEW_LAYERS_PER_TURN = 6
-#: a live update draws one plot per stage, this far apart (see LayerStatsPanel)
-STAGE_INTERVAL_MS = 25
+#: a live update draws one part per stage, this far apart (see LayerStatsPanel)
+STAGE_INTERVAL_MS = 80
+#: a live update starts this long after its snapshot arrived (see LayerStatsPanel)
+SETTLE_MS = 400
 #: Karpathy's rule of thumb for update / weight, and the faint band drawn around it (log10 units either side)
 UPDATE_RATIO_TARGET = 1e-3
 UPDATE_RATIO_BAND = 0.5
+#: the band and its line reach this many epochs either side of 0: past any run's x range
+RATIO_SPAN = 1e5
 #: dead or saturated units above this share are shown in colour
 UNITS_ALARM = 0.5
 ALARM_COLOR = "#c0392b"
@@ -501,10 +507,16 @@ def _short_name(name: str, width: int = 14) -> str:
 class LayerStatsPanel(QWidget):
     """The live per-layer training signals of one run (the Train workspace's Inside tab).
 
-    A live update is drawn in stages, one plot per stage, :data:`STAGE_INTERVAL_MS` apart: four plots
-    repainted in one event-loop turn while training competed for the cores held the GUI thread longer than
-    the 50 ms a stall may last (each plot repaints in 5-20 ms, and with its range changed pyqtgraph paints
-    it twice unless the range is set by hand, which is why no plot auto-ranges).
+    A live update is drawn in stages, the table first and then one plot per stage, :data:`STAGE_INTERVAL_MS`
+    apart, starting :data:`SETTLE_MS` after the snapshot arrived. Four plots repainted in one event-loop turn
+    while training competed for the cores held the GUI thread longer than the 50 ms a stall may last (each
+    plot repaints in 5-20 ms, and with its range changed pyqtgraph paints it twice unless the range is set by
+    hand, which is why no plot auto-ranges); stages 25 ms apart still ran into each other, because a paint
+    that waits for the GIL outlasts the interval. The delay is there because a snapshot is taken at an
+    epoch's end, just as the training thread is busiest in Python (validation, the snapshot itself, a new
+    ``steps_per_execution`` traced): a pyqtgraph paint re-enters Python for every item, and each re-entry
+    then waits for the GIL (``ui/responsiveness.py``), so the same paint took 2-4x its idle time. Measured
+    on nielsen-784-30-10 with the tab shown: the worst stall 92-179 ms before, see the README for after.
 
     Args:
         parent: the owning widget.
@@ -530,6 +542,10 @@ class LayerStatsPanel(QWidget):
         self._stage_timer.setSingleShot(True)
         self._stage_timer.setInterval(STAGE_INTERVAL_MS)
         self._stage_timer.timeout.connect(self._on_stage_timer)
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(SETTLE_MS)
+        self._settle_timer.timeout.connect(self._on_settle_timer)
 
         self.sentence_label = QLabel(WAITING_TEXT, self)
         self.sentence_label.setObjectName("layerStatsSentence")
@@ -570,14 +586,19 @@ class LayerStatsPanel(QWidget):
         title, _, tip = GRADIENT_MEASURES[self.measure]
         self.grad_plot = _SignalPlot(self, "gradientNormPlot", title, tip)
         self.ratio_plot = _SignalPlot(self, "updateRatioPlot", "Update / weight", RATIO_TIP, keep_in_view=target)
-        # Karpathy's band and line, in the log plot's own coordinates (log10 of the value)
-        self.ratio_band = pg.LinearRegionItem(values=(target - UPDATE_RATIO_BAND, target + UPDATE_RATIO_BAND),
-                                              orientation="horizontal", movable=False,
-                                              brush=pg.mkBrush(60, 170, 90, 40), pen=pg.mkPen(None))
+        # Karpathy's band and line, in the log plot's own coordinates (log10 of the value), wider than any run's
+        # epochs. Plain Qt items, not pyqtgraph's LinearRegionItem and InfiniteLine: those paint in Python, and
+        # every Python item of a plot re-enters the interpreter at each repaint (see the class's docstring)
+        self.ratio_band = QGraphicsRectItem(QRectF(-RATIO_SPAN, target - UPDATE_RATIO_BAND, 2 * RATIO_SPAN,
+                                                   2 * UPDATE_RATIO_BAND))
+        self.ratio_band.setBrush(pg.mkBrush(60, 170, 90, 40))
+        self.ratio_band.setPen(QPen(Qt.PenStyle.NoPen))
         self.ratio_band.setZValue(-10)
         self.ratio_plot.item.addItem(self.ratio_band, ignoreBounds=True)
-        self.ratio_line = pg.InfiniteLine(pos=target, angle=0,
-                                          pen=pg.mkPen((60, 150, 80, 140), width=1, style=Qt.PenStyle.DashLine))
+        line_pen = pg.mkPen((60, 150, 80, 140), width=1)  # solid: a dashed line this long is dashed end to end
+        line_pen.setCosmetic(True)
+        self.ratio_line = QGraphicsLineItem(-RATIO_SPAN, target, RATIO_SPAN, target)
+        self.ratio_line.setPen(line_pen)
         self.ratio_plot.item.addItem(self.ratio_line, ignoreBounds=True)
         self.weights_plot = _StripPlot(self, "weightStrips", "Weights", WEIGHTS_TIP, "weights")
         self.activations_plot = _StripPlot(self, "activationStrips", "Activations", ACTIVATIONS_TIP, "activations")
@@ -614,6 +635,7 @@ class LayerStatsPanel(QWidget):
         self._dirty = False
         self._stages = []
         self._stage_timer.stop()
+        self._settle_timer.stop()
         self.table.setRowCount(0)
         self.grad_plot.clear()
         self.ratio_plot.clear()
@@ -638,20 +660,20 @@ class LayerStatsPanel(QWidget):
             self._by_epoch[int(epoch)] = self.latest
             self.snapshots += 1
             self._dirty = True
-        if self._dirty and self.isVisible():
-            self.refresh(staged=True)
+        if self._dirty and self.isVisible() and not self._settle_timer.isActive():
+            self._settle_timer.start()  # later snapshots until then are drawn with this one
 
     def layer_names(self) -> list[str]:
         return list(self.tracks)
 
     @property
     def drawing(self) -> bool:
-        """A staged refresh has plots left to draw (or new layers' items to make)."""
+        """A staged refresh has plots left to draw (or new layers' items to make, or snapshots waiting)."""
         return bool(self._stages) or self._dirty
 
     # ------------------------------------------------------------------ drawing
     def refresh(self, staged: bool = False) -> None:
-        """Draw what has been taken in: everything now, or (``staged``) one plot now and the others on a timer."""
+        """Draw what has been taken in: everything now, or (``staged``) the table now and the plots on a timer."""
         self._dirty = False
         tracks = list(self.tracks.values())
         made = self._make_items(tracks, NEW_LAYERS_PER_TURN if staged else None)
@@ -675,9 +697,8 @@ class LayerStatsPanel(QWidget):
             for draw in stages:
                 draw()
             return
-        for draw in stages[:2]:  # the table and the sentence are cheap: drawn with the first plot
-            draw()
-        self._stages = stages[2:]
+        stages[0]()  # the table and the sentence: Qt's own widgets, cheap
+        self._stages = stages[1:]
         self._stage_timer.start()
 
     def _set_measure(self, measure: str) -> None:
@@ -762,6 +783,7 @@ class LayerStatsPanel(QWidget):
 
     def finish_drawing(self) -> None:
         """Draw the stages still waiting now (a run's end, a test)."""
+        self._settle_timer.stop()
         if self._dirty:
             self.refresh()
         else:
@@ -771,6 +793,10 @@ class LayerStatsPanel(QWidget):
                 draw()
 
     # ------------------------------------------------------------------- slots
+    def _on_settle_timer(self) -> None:
+        if self._dirty and self.isVisible():
+            self.refresh(staged=True)
+
     def _on_stage_timer(self) -> None:
         if self._stages:
             self._stages.pop(0)()
