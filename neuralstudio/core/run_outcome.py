@@ -127,6 +127,8 @@ DIVERGE_FACTOR = 5.0
 DIVERGE_FLOOR = 0.5
 #: an accuracy within this of 1/classes is chance level, at most (for many classes) half of 1/classes
 CHANCE_MARGIN = 0.05
+#: a loss that changed by at most this share of its start hardly moved: a learning rate too low, not saturation
+HARDLY_MOVED = 0.05
 #: a loss whose first epoch's average and whose last epoch's change are both within this share of its whole
 #: change made that change in its first steps and then stopped changing
 SETTLED_SHARE = 0.05
@@ -217,12 +219,13 @@ def diagnose(history: Mapping[str, Sequence[Any]], *, status: str = "finished", 
     val_acc = _numbers(history.get("val_accuracy", ()))
     accuracy, name = _judging_accuracy(test_accuracy, val_accuracy, val_acc, train_acc)
     findings: list[Finding] = []
-    diverged = _diverged(status, train_loss, _numbers(batch_losses), learning_rate, num_classes, loss)
+    batches = _numbers(batch_losses)
+    diverged = _diverged(status, train_loss, batches, learning_rate, num_classes, loss)
     if not diverged and _at_chance(accuracy, num_classes):
-        diverged = _saturated(train_loss, _numbers(batch_losses), learning_rate, loss, output_activation)
+        diverged = _saturated(train_loss, batches, learning_rate, loss, output_activation)
     if diverged:
         findings.append(Finding("diverged", diverged))
-    chance = _chance(accuracy, name, num_classes, status, bool(diverged), train_loss, _numbers(batch_losses),
+    chance = _chance(accuracy, name, num_classes, status, bool(diverged), train_loss, batches,
                      learning_rate, loss, output_activation)
     if chance:
         findings.append(Finding("chance", chance))
@@ -420,14 +423,14 @@ def _saturated(train_loss: list[float], batch_losses: list[float], learning_rate
     it only stops changing. A loss that hardly moved from its start is a learning rate too low instead
     (:func:`_chance_cause`), and a loss that does not fit the output is said there too.
     """
-    if loss in _PROBABILITY_LOSSES and (activation or "linear").lower() not in ("softmax", "sigmoid"):
+    if _misfits_output(loss, activation):
         return ""
     losses, points = _finite(train_loss), _finite(batch_losses or train_loss)
     if len(losses) < 2 or not points:
         return ""
     start, last = points[0], losses[-1]
     total = abs(last - start)
-    if total <= 0.05 * abs(start):
+    if _hardly_moved(start, last):
         return ""
     settled = SETTLED_SHARE * total  # the first epoch's average and the last epoch's change: both already there
     if abs(losses[0] - last) > settled or abs(losses[-2] - last) > settled:
@@ -438,18 +441,28 @@ def _saturated(train_loss: list[float], batch_losses: list[float], learning_rate
             f"{_smaller(learning_rate, 'is likely too high')}.")
 
 
+def _misfits_output(loss: str | None, activation: str | None) -> bool:
+    """A loss that expects probabilities after an output layer that does not give them."""
+    return loss in _PROBABILITY_LOSSES and (activation or "linear").lower() not in ("softmax", "sigmoid")
+
+
+def _hardly_moved(start: float, end: float) -> bool:
+    """A loss that changed by at most :data:`HARDLY_MOVED` of where it started."""
+    return abs(end - start) <= HARDLY_MOVED * abs(start)
+
+
 def _chance_cause(train_loss: list[float], batch_losses: list[float], learning_rate: float | None,
                   loss: str | None, activation: str | None) -> str:
     """The likeliest reason a run learned nothing: a loss that does not fit the output, a learning rate too low
     (the loss hardly moved) or too high (it moved but not down), or, when nothing tells, all three."""
     act = (activation or "linear").lower()
-    if loss in _PROBABILITY_LOSSES and act not in ("softmax", "sigmoid"):
+    if _misfits_output(loss, activation):
         return (f"the loss {loss} expects probabilities, but the output layer's activation is {act}: "
                 "use softmax on the output layer")
     points = _finite(batch_losses or train_loss)
     if len(points) >= 2 and learning_rate and learning_rate > 0:
         start, end = points[0], points[-1]
-        if abs(end - start) <= 0.05 * abs(start):
+        if _hardly_moved(start, end):
             return (f"the loss hardly changed ({_loss_text(start)} to {_loss_text(end)}), so the learning rate "
                     f"{learning_rate:g} is likely too low: try {learning_rate * 10:g} (10x larger)")
         if end > start * 0.9:
