@@ -338,6 +338,9 @@ def open_window(template: str, args: argparse.Namespace, dataset: Any) -> tuple[
         ws.resize(1280, 800)
         ws.show()
         window = ws
+        from neuralstudio.ui.garbage_collection import gui_garbage_collector
+
+        gui_garbage_collector().settle()  # as the main window does: once Keras has loaded, its windows built
     else:
         from neuralstudio.ui.main_window import MainWindow
 
@@ -650,9 +653,6 @@ def main(argv: list[str] | None = None) -> int:
     dataset = None
     if args.workspace:  # the main window loads Keras itself, in the background; the bare workspace needs it done
         load_keras_as_the_app_does()
-        from neuralstudio.ui.garbage_collection import gui_garbage_collector
-
-        gui_garbage_collector().settle()  # what the main window does once Keras has loaded
         from neuralstudio.ml.data import load_dataset
 
         dataset = load_dataset("mnist-sample")

@@ -36,7 +36,7 @@ def tiny_data():
 
 def train(qtbot, ws: TrainWorkspace):
     qtbot.mouseClick(ws.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not ws.is_running(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not ws.is_running() and not ws.ending, timeout=RUN_TIMEOUT_MS)  # the runs table too
     return ws.last_result
 
 
@@ -213,5 +213,5 @@ def test_the_run_menu_enter_and_a_missing_model_file(qtbot, workspace, tmp_path,
     text = ws.status_label.text()
     assert text == (f"Run {res.run_id} has no saved model (its folder holds no model.keras), so there is nothing "
                     "to load: train it again to get one.")
-    assert "color: #b00020" in ws.status_label.styleSheet()
+    assert ws.status_label.palette().color(ws.status_label.foregroundRole()).name() == "#b00020"  # red
     assert len(offered) == 2

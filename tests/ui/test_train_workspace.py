@@ -51,7 +51,7 @@ def workspace(qtbot, tmp_path, tiny_data):
 
 
 def run_to_end(qtbot, ws: TrainWorkspace) -> None:
-    qtbot.waitUntil(lambda: not ws.is_running(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not ws.is_running() and not ws.ending, timeout=RUN_TIMEOUT_MS)
 
 
 def wait_for_batches(qtbot, ws: TrainWorkspace, n: int = 1) -> None:
@@ -181,7 +181,7 @@ def test_nan_run_says_what_to_try(qtbot, workspace):
     msg = ws.status_label.text()
     assert "NaN" in msg or "infinite" in msg
     assert "learning rate 100" in msg and "try 10" in msg
-    assert "color: #b00020" in ws.status_label.styleSheet()
+    assert ws.status_label.palette().color(ws.status_label.foregroundRole()).name() == "#b00020"  # red
 
 
 def test_compare_two_runs_overlays_and_diff(qtbot, workspace, tmp_path):
@@ -272,7 +272,7 @@ def test_missing_data_source_is_reported_readably(qtbot, workspace, tmp_path):
     assert ws.last_result is None
     text = ws.status_label.text()
     assert str(path) in text and "Traceback" not in text
-    assert "color: #b00020" in ws.status_label.styleSheet()
+    assert ws.status_label.palette().color(ws.status_label.foregroundRole()).name() == "#b00020"  # red
     assert ws.train_button.isEnabled()
 
 

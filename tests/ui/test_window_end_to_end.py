@@ -41,7 +41,8 @@ def test_train_in_the_window_then_draw_with_the_trained_model(ready_window, qtbo
     train_button = w.train_page.findChild(object, "trainButton")
     qtbot.mouseClick(train_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.train_page.is_running(), timeout=10_000)
-    qtbot.waitUntil(lambda: not w.train_page.is_running(), timeout=120_000)
+    # the run's end, its later steps included: the model reaches Predict and Export in one of them
+    qtbot.waitUntil(lambda: not w.train_page.is_running() and not w.train_page.ending, timeout=120_000)
     result = w.train_page.last_result
     assert result is not None and result.status == "finished", w.train_page.last_message
     assert result.test_accuracy > 0.6

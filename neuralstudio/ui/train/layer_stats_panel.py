@@ -568,6 +568,9 @@ class LayerStatsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.verticalHeader().setVisible(False)
+        # Always there: a scroll bar that came and went with the rows re-laid out the tab and repainted its
+        # four plots at both edges of a run.
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         # two lines a row, the name over the kind: narrow enough to leave the plots their room
         lines = self.table.fontMetrics().lineSpacing()
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
@@ -639,7 +642,7 @@ class LayerStatsPanel(QWidget):
         self.table.setRowCount(0)
         self.grad_plot.clear()
         self.ratio_plot.clear()
-        if self.isVisible():  # in stages, as a live update: four plots redrawn at once held a run's start 117 ms
+        if self.isVisible():  # in stages, as a live update; the Train window starts the run's thread after them
             self.refresh(staged=True)
         else:
             self._dirty = True  # drawn when shown (showEvent)
@@ -670,6 +673,11 @@ class LayerStatsPanel(QWidget):
     def drawing(self) -> bool:
         """A staged refresh has plots left to draw (or new layers' items to make, or snapshots waiting)."""
         return bool(self._stages) or self._dirty
+
+    @property
+    def staging(self) -> bool:
+        """A staged refresh has plots left to draw now (not counting what waits for the tab to be shown)."""
+        return bool(self._stages)
 
     # ------------------------------------------------------------------ drawing
     def refresh(self, staged: bool = False) -> None:

@@ -13,6 +13,7 @@ undone before the run's end is signalled.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from neuralstudio.core import run_outcome
 from neuralstudio.core.errors import UserError
 from neuralstudio.ui.responsiveness import training_priority
 
@@ -150,6 +152,9 @@ class TrainWorker(QObject):
         self.request = request
         self.buffer = buffer
         self.control = control
+        #: how the run went (:func:`diagnose_run`), worked out on this thread before :attr:`done`; read it
+        #: once the thread has finished
+        self.diagnosis: run_outcome.Diagnosis | None = None
 
     @Slot()
     def run(self) -> None:
@@ -191,4 +196,26 @@ class TrainWorker(QObject):
                                 reporter=BufferReporter(self.buffer), control=self.control, out_path=r.out_path,
                                 initial_weights=r.initial_weights, layer_stats=r.layer_stats,
                                 free_memory=False)  # the workspace collects after the run, not during it
-        return trainer.run()
+        result = trainer.run()
+        self.diagnosis = diagnose_run(r, result)
+        return result
+
+
+def diagnose_run(request: RunRequest, result: Any) -> run_outcome.Diagnosis:
+    """How the run went (core/run_outcome.py), from its result and its record in the request's runs store.
+
+    The record adds what the result lacks: the per-batch losses (a blow-up inside the first epoch shows only
+    there) and the data's number of classes (for the chance level). It is read through the store's reusing
+    scan, which the runs table's rescan then finds parsed. The training thread calls this before it ends:
+    on the GUI thread, parsing the record (it holds every batch's loss) and the rescan took 35-45 ms of the
+    run's end (docs/ARCHITECTURE.md, "A run's edges").
+    """
+    record = None
+    run_id = getattr(result, "run_id", None)
+    store = request.runs_store
+    if run_id and store is not None:
+        with contextlib.suppress(UserError, OSError):
+            record = next((rec for rec in store.scan(reuse=True).records if rec.id == str(run_id)), None)
+    activation = run_outcome.output_layer(request.design.to_dict())[0]
+    return run_outcome.diagnose_result(result, record, learning_rate=request.settings.learning_rate,
+                                       loss=request.settings.loss, output_activation=activation)

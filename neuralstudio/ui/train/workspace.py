@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -69,7 +69,7 @@ from neuralstudio.ui.train.layer_stats_panel import LayerStatsPanel
 from neuralstudio.ui.train.plots import TrainingPlots
 from neuralstudio.ui.train.runs_panel import RunsPanel, run_label
 from neuralstudio.ui.train.settings_panel import SettingsPanel
-from neuralstudio.ui.train.worker import ReportBuffer, RunRequest, TrainWorker
+from neuralstudio.ui.train.worker import ReportBuffer, RunRequest, TrainWorker, diagnose_run
 
 # overfitting_start is also imported from here; model_size_text and measure_samples_per_second are called
 # through this module's names, which the tests replace
@@ -94,7 +94,19 @@ PROGRESS_STYLE = ("QProgressBar { border: 1px solid #b8c2cc; border-radius: 3px;
                   " text-align: center; color: #1a202c; }"
                   " QProgressBar::chunk { background: #90cdf4; border-radius: 2px; }")
 TRAIN_TIP = "Start training with these settings"
+ERROR_COLOR = "#b00020"  # the status line's colour for what went wrong
 DRAIN_INTERVAL_MS = 66  # 15 Hz: the plots and progress refresh at most this often (goal: >= 10/s)
+#: from the Train click to the training thread's start: the cleared plots paint meanwhile, with nothing
+#: competing for the GIL. pyqtgraph paints a cleared plot twice (the second paint after its new range is
+#: applied, 15-35 ms after the click); started at once, the new thread made that paint wait for the GIL:
+#: 25 ms of plot paints became 50+ ms stalls (tests/benchmarks/bench_train_window.py, BENCH_VERBOSE=1).
+START_DELAY_MS = 60
+#: the longest the thread's start waits for the Inside tab's cleared plots, drawn one a stage
+START_WAIT_S = 1.0
+#: the steps of a run's end that can wait (the runs table, the garbage collection) run this long apart, each
+#: in its own event-loop turn: in one turn with the end message and the last plots they froze the window
+#: 140-160 ms (docs/ARCHITECTURE.md, "A run's edges")
+AFTER_RUN_STEP_MS = 30
 CLOSE_WAIT_S = 120.0
 #: the Mistakes tab's check predicts about this long per background task (then shows what it has)
 MISTAKES_STEP_S = 0.25
@@ -154,6 +166,13 @@ class TrainWorkspace(QWidget):
         self._control: Any = None
         self._request: RunRequest | None = None
         self._result: Any = None
+        self._diagnosis: run_outcome.Diagnosis | None = None  # the training thread's, for the run's end
+        self._after_run_steps: list[Callable[[], None]] = []  # what the run's end has still to do, in turns
+        self._after_run_timer = QTimer(self)
+        self._after_run_timer.setSingleShot(True)
+        self._after_run_timer.setInterval(AFTER_RUN_STEP_MS)
+        self._after_run_timer.timeout.connect(self._on_after_run_timer)
+        self._start_by = 0.0  # when the run's thread starts at the latest (see _start_thread)
         self._crash: str | None = None
         self._info_dirty = True
         self._pending_design: Design | None = None
@@ -233,6 +252,13 @@ class TrainWorkspace(QWidget):
         self.status_label.setObjectName("statusLabel")
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # Two lines high from the start, and it never shrinks back while the window keeps its width (_say): the
+        # long end-of-run message and the one-line "Preparing…" of the next run resized the label, re-laid
+        # out the window and repainted every plot at both edges of a run.
+        self._status_lines_height = 2 * self.status_label.fontMetrics().lineSpacing() + 2
+        self.status_label.setMinimumHeight(self._status_lines_height)
+        self._status_palette = self.status_label.palette()
         self.epoch_bar = QProgressBar(self)
         self.epoch_bar.setObjectName("epochProgress")
         self.epoch_bar.setAccessibleName("Epoch progress")
@@ -410,6 +436,7 @@ class TrainWorkspace(QWidget):
         self._buffer = ReportBuffer()
         self._control = TrainControl()
         self._result = None
+        self._diagnosis = None
         self._crash = None
         self._reset_run_state(settings)
         self.plots.reset(epochs=settings.epochs)
@@ -440,15 +467,18 @@ class TrainWorkspace(QWidget):
             self.repaint()
         favor_gui_thread()
         gui_garbage_collector().set_busy(self, True)  # no full pass in the middle of the plots
-        # Started from the event loop, not from the click's handler: the click and its repaint take
-        # 30-40 ms, and the new thread then holds the GIL for a while; one after the other in the same
-        # event they froze the window 50+ ms (tests/benchmarks/bench_train_window.py).
-        QTimer.singleShot(0, self._start_thread)
+        # Started from the event loop a little later, not from the click's handler: see START_DELAY_MS.
+        self._start_by = time.monotonic() + START_WAIT_S
+        QTimer.singleShot(START_DELAY_MS, self._start_thread)
         return True
 
-    def _start_thread(self) -> None:
+    def _start_thread(self, now: bool = False) -> None:
+        """Start the run's thread once the Inside tab has drawn its cleared plots (at once with ``now``)."""
         thread = self._thread
         if thread is None or thread.isRunning() or thread.isFinished():
+            return
+        if not now and self.layer_stats_panel.staging and time.monotonic() < self._start_by:
+            QTimer.singleShot(START_DELAY_MS, self._start_thread)
             return
         thread.start()
         self._timer.start()
@@ -473,7 +503,7 @@ class TrainWorkspace(QWidget):
 
     def wait_finished(self, timeout_s: float = CLOSE_WAIT_S) -> bool:
         """Wait (processing events) until the run's thread has finished and the run is closed."""
-        self._start_thread()  # a run asked for in this event-loop pass has not started yet
+        self._start_thread(now=True)  # a run asked for in this event-loop pass has not started yet
         deadline = time.monotonic() + timeout_s
         while self.is_running() and time.monotonic() < deadline:
             if self._thread is not None and self._thread.wait(20):
@@ -536,7 +566,7 @@ class TrainWorkspace(QWidget):
         """Epochs completed in the current run (the window benchmark prints it)."""
         return self._progress.epochs_done
 
-    def _on_drain_timer(self) -> None:
+    def _on_drain_timer(self, draw: bool = True) -> None:
         if self._buffer is None:
             return
         d = self._buffer.drain()
@@ -555,7 +585,11 @@ class TrainWorkspace(QWidget):
             self._on_epoch(epoch, logs)
         if d.layer_stats:  # a few a run: the panel draws them in stages (ui/train/layer_stats_panel.py)
             self.layer_stats_panel.add_snapshots(d.layer_stats)
-        if self.plots.isVisible():  # on another tab: keep the points, draw them when the tab is shown
+        # On another tab: keep the points, draw them when the tab is shown. Once Stop is pressed, the plots
+        # wait for the run's end: the trainer's last steps (the partial epoch's validation, the test, the
+        # model's file) hold the GIL most of the time, and a plot repainted then took 30-65 ms.
+        stopping = self._control is not None and self._control.stop_requested
+        if draw and self.plots.isVisible() and not stopping:
             self.plots.refresh(spread=True)
 
     def _add_batches(self, batches: list[tuple[int, int, dict[str, Any]]]) -> None:
@@ -613,18 +647,23 @@ class TrainWorkspace(QWidget):
         self._crash = message
 
     def _on_thread_finished(self) -> None:
+        """The run's end, first step: the run's state, buttons and end message; the rest follows in steps.
+
+        Every later step runs in its own event-loop turn, :data:`AFTER_RUN_STEP_MS` apart (see there): the
+        last points of each plot, the Mistakes tab and Predict's model, the runs table, the garbage collection.
+        """
         thread = self._thread
         if thread is None:
             return
         thread.wait()
         self._timer.stop()
-        self._on_drain_timer()  # the last batches and epochs
-        self.plots.refresh()
+        self._on_drain_timer(draw=False)  # the last batches and epochs, drawn in the steps below
         result = self._result
         worker = self._worker
         self._thread = None
         self._worker = None
         if worker is not None:
+            self._diagnosis = worker.diagnosis
             worker.deleteLater()
         thread.deleteLater()
         self.pause_button.blockSignals(True)
@@ -632,29 +671,54 @@ class TrainWorkspace(QWidget):
         self.pause_button.setText("Pause")
         self.pause_button.blockSignals(False)
         self.settings_panel.set_running(False)
+        steps: list[Callable[[], None]] = [self._draw_plots_step, self._draw_plots_step]
         if self._crash is not None and result is None:
             self._finish_failed(self._crash)
         elif result is None:
             self._finish_failed("The run ended without a result. This is a bug in NeuralStudio: the event log has "
                                 "details.")
         else:
-            self._finish(result)
+            kept = self._finish(result)
+            steps.append(lambda: self._pass_on_model(result, kept))
         self._update_buttons()
-        self.runs_panel.reload()
         if self._pending_design is not None:
             self.set_design(self._pending_design)
         if self._devices_found is not None:
             self._on_devices_found(self._devices_found)
         self._info_dirty = True
-        if self.isVisible():
-            QTimer.singleShot(0, self._update_info)
-        # The trainer skipped its garbage collection so as not to freeze the plots; do it now that
-        # nothing is animating, so memory does not grow run after run. (Later, as a timer, it fell in
-        # whatever the user did next: the next run's start in the benchmark, 90-110 ms.)
-        collector = gui_garbage_collector()
-        collector.set_busy(self, False)
-        QTimer.singleShot(0, collector.collect)
+        gui_garbage_collector().set_busy(self, False)
+        self._after_run_steps = [*steps, self.runs_panel.reload, self._collect_after_run]
+        self._after_run_timer.start()
         self.running_changed.emit(False)
+
+    @property
+    def ending(self) -> bool:
+        """A run has ended and its later steps (plots, Mistakes, Predict, runs table) are still due."""
+        return bool(self._after_run_steps)
+
+    def _on_after_run_timer(self) -> None:
+        if self._after_run_steps:
+            self._after_run_steps.pop(0)()
+        if self._after_run_steps:
+            self._after_run_timer.start()
+
+    def _draw_plots_step(self) -> None:
+        """One plot's last points (a refresh spread over two steps paints one plot in full each)."""
+        if self.plots.isVisible():
+            self.plots.refresh(spread=True)
+
+    def _collect_after_run(self) -> None:
+        """The model's size line, and the garbage collection the trainer skipped.
+
+        The trainer does not collect so as not to freeze the plots; done now that nothing is animating,
+        memory does not grow run after run. (Later, as a timer, it fell in whatever the user did next: the
+        next run's start in the benchmark, 90-110 ms.)
+        """
+        if self.is_running():  # a new run started meanwhile: its own end collects
+            return
+        if self.isVisible():
+            self._update_info()
+        gui_garbage_collector().collect()
 
     def _finish_failed(self, message: str) -> None:
         self.last_result = None
@@ -662,7 +726,8 @@ class TrainWorkspace(QWidget):
         self._say(message, error=True)
         self._log(message)
 
-    def _finish(self, result: Any) -> None:
+    def _finish(self, result: Any) -> str:
+        """The end message, progress and speed of a run that returned ``result``; the kept-model sentence."""
         self.last_result = result
         diagnosis = self._diagnose(result)
         kept = self._kept_model_sentence(diagnosis, result)
@@ -676,11 +741,15 @@ class TrainWorkspace(QWidget):
         speed = final_speed_text(as_number(getattr(result, "samples_per_second", None)))
         if speed:  # nothing is "left" any more: keep only the speed of the whole run
             self.speed_label.setText(speed)
+        return kept
+
+    def _pass_on_model(self, result: Any, kept: str) -> None:
+        """The run's model to the Mistakes tab and, unless ``kept`` says why not, to Predict and Export."""
         self._check_run_mistakes(result)  # queued before Predict's copy of the model: the Mistakes tab fills first
         model = getattr(result, "model", None)
         if model is not None and run_outcome.run_status(result) != "nan" and not kept:
             label = f"{self._request.design.name if self._request else 'model'} ({getattr(result, 'run_id', '')})"
-            self._hand_over(model, getattr(result, "run_id", None), diagnosis.accuracy, label.strip(),
+            self._hand_over(model, getattr(result, "run_id", None), self._diagnose(result).accuracy, label.strip(),
                             self._request.design if self._request else None)
 
     def end_message(self, result: Any, diagnosis: run_outcome.Diagnosis | None = None) -> str:
@@ -691,24 +760,12 @@ class TrainWorkspace(QWidget):
             diagnosis=diagnosis if diagnosis is not None else self._diagnose(result))
 
     def _diagnose(self, result: Any) -> run_outcome.Diagnosis:
-        """How the run went (core/run_outcome.py), from its result and its record.
-
-        The record adds what the result lacks: the per-batch losses (a blow-up inside the first epoch shows
-        only there) and the data's number of classes (for the chance level). It is complete by now: the
-        trainer writes it before it returns.
-        """
-        record = None
-        run_id = getattr(result, "run_id", None)
-        if run_id:
-            try:
-                record = self.runs_store.get(str(run_id))
-            except (UserError, OSError):
-                record = None
-        request = self._request
-        activation = run_outcome.output_layer(request.design.to_dict())[0] if request is not None else None
-        return run_outcome.diagnose_result(
-            result, record, learning_rate=request.settings.learning_rate if request else None,
-            loss=request.settings.loss if request else None, output_activation=activation)
+        """How the run went: the training thread's diagnosis (worker.py), or worked out here without one."""
+        if self._diagnosis is not None:
+            return self._diagnosis
+        if self._request is None:
+            return run_outcome.diagnose_result(result)
+        return diagnose_run(self._request, result)
 
     def _kept_model_sentence(self, diagnosis: run_outcome.Diagnosis, result: Any) -> str:
         """The sentence saying why a run that went wrong does not become the current model, or "" when it does.
@@ -863,7 +920,14 @@ class TrainWorkspace(QWidget):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
-        self.status_label.setStyleSheet("color: #b00020;" if error else "")
+        needed = self.status_label.heightForWidth(self.status_label.width())
+        if needed > self.status_label.minimumHeight():
+            self.status_label.setMinimumHeight(needed)
+        # by palette: a new style sheet re-polishes the label and re-lays out the window around it
+        pal = QPalette(self._status_palette)
+        if error:
+            pal.setColor(self.status_label.foregroundRole(), QColor(ERROR_COLOR))
+        self.status_label.setPalette(pal)
         self._status_is_error = error
 
     def _on_library_warning(self, text: str) -> None:
@@ -890,6 +954,11 @@ class TrainWorkspace(QWidget):
             self.train_button.setEnabled(False)
             self.measure_button.setEnabled(False)
             self.train_button.setToolTip("An experiment is running (Experiment tab): stop it to train a single run")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():  # the status line's height fits the new width
+            self.status_label.setMinimumHeight(self._status_lines_height)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
