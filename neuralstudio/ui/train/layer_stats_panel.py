@@ -568,9 +568,6 @@ class LayerStatsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.verticalHeader().setVisible(False)
-        # Always there: a scroll bar that came and went with the rows re-laid out the tab and repainted its
-        # four plots at both edges of a run.
-        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         # two lines a row, the name over the kind: narrow enough to leave the plots their room
         lines = self.table.fontMetrics().lineSpacing()
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
