@@ -1,4 +1,4 @@
-"""Shared fixtures of the GUI tests: private settings, no QThread left running, a main window."""
+"""Shared fixtures of the GUI tests: private settings, no QThread left running, a main window, a Train window."""
 
 from __future__ import annotations
 
@@ -80,3 +80,28 @@ def ready_window(main_window, qtbot):
     qtbot.waitUntil(lambda: main_window.editor.analysis_current, timeout=60_000)
     return main_window
 
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    """600 training and 100 test images of the bundled MNIST sample (a run of one epoch takes seconds)."""
+    from support import mnist_slice
+
+    return mnist_slice(600, 100)
+
+
+@pytest.fixture
+def shown_workspace(qtbot, tmp_path, tiny_data):
+    """A Train window on ``tiny_data`` with its runs in ``tmp_path``, shown; closed without asking at the end."""
+    from window_helpers import close_workspace
+
+    from neuralstudio.core.runs import RunsStore
+    from neuralstudio.ui.train.workspace import TrainWorkspace
+
+    ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
+    ws.set_dataset(tiny_data)
+    ws.resize(1200, 800)
+    ws.show()
+    qtbot.waitExposed(ws)
+    yield ws
+    close_workspace(ws)

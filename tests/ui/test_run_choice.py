@@ -14,10 +14,7 @@ from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QContextMenuEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-from support import image_mlp, mnist_slice
-from window_helpers import close_workspace
-
-from neuralstudio.core.runs import RunsStore
+from support import image_mlp
 
 pytest.importorskip("pytestqt")
 
@@ -27,11 +24,6 @@ from neuralstudio.ui.train.workspace import TrainWorkspace  # noqa: E402
 RUN_TIMEOUT_MS = 90_000
 LOAD_TIMEOUT_MS = 60_000
 
-
-@pytest.fixture(scope="module")
-def tiny_data():
-    """600 training and 100 test images of the bundled MNIST sample."""
-    return mnist_slice(600, 100)
 
 
 def train(qtbot, ws: TrainWorkspace):
@@ -139,14 +131,8 @@ def test_a_diverged_run_keeps_the_good_model_until_the_learner_chooses_it(ready_
 
 
 @pytest.fixture
-def workspace(qtbot, tmp_path, tiny_data):
-    ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
-    ws.set_dataset(tiny_data)
-    ws.resize(1200, 800)
-    ws.show()
-    qtbot.waitExposed(ws)
-    yield ws
-    close_workspace(ws)
+def workspace(shown_workspace):
+    return shown_workspace
 
 
 def test_the_run_menu_enter_and_a_missing_model_file(qtbot, workspace, tmp_path, monkeypatch):

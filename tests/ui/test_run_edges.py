@@ -10,8 +10,7 @@ import threading
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from support import image_mlp, mnist_slice
-from window_helpers import close_workspace
+from support import image_mlp
 
 from neuralstudio.core.runs import RunsStore
 
@@ -22,20 +21,9 @@ from neuralstudio.ui.train.workspace import TrainWorkspace  # noqa: E402
 RUN_TIMEOUT_MS = 90_000
 
 
-@pytest.fixture(scope="module")
-def tiny_data():
-    return mnist_slice(600, 100)
-
-
 @pytest.fixture
-def workspace(qtbot, tmp_path, tiny_data):
-    ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
-    ws.set_dataset(tiny_data)
-    ws.resize(1200, 800)
-    ws.show()
-    qtbot.waitExposed(ws)
-    yield ws
-    close_workspace(ws)
+def workspace(shown_workspace):
+    return shown_workspace
 
 
 def show_tab(ws: TrainWorkspace, name: str) -> None:

@@ -679,10 +679,7 @@ class TrainWorkspace(QWidget):
                                 "details.")
         else:
             kept = self._finish(result)
-            # The run's own garbage (its traced test and probe functions, about half of the 20,000 cyclic
-            # objects mnist-cnn leaves) is collected before the model is passed on, and the previous model's
-            # after it: one pass for both held the window 40-60 ms.
-            steps += [gui_garbage_collector().collect, lambda: self._pass_on_model(result, kept)]
+            steps.append(lambda: self._pass_on_model(result, kept))
         self._update_buttons()
         if self._pending_design is not None:
             self.set_design(self._pending_design)
