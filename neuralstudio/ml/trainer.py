@@ -39,6 +39,7 @@ from neuralstudio.core.runs import RunRecord, RunsStore
 from neuralstudio.core.training_settings import TrainingSettings, one_hot_targets
 from neuralstudio.ml import backends
 from neuralstudio.ml.losses import compile_arguments, loss_function
+from neuralstudio.ml.traced_graphs import release_traced
 
 STATUSES = ("finished", "stopped", "early_stopped", "nan", "failed")
 #: the name of each run's own thread (docs/ARCHITECTURE.md, "Threads")
@@ -290,6 +291,8 @@ class Trainer:
         self.layer_stats = layer_stats
         self.test_stopped = test_stopped
         self.record: RunRecord | None = None
+        #: the traced functions and tf.data pipelines this run drops, taken apart at its end (ml/traced_graphs.py)
+        self._leftovers: list[Any] = []
 
     # ------------------------------------------------------------------ public
     def run(self) -> RunResult:
@@ -363,7 +366,8 @@ class Trainer:
         self._evaluate(model, data, placement, result)
         self._keep_class_names(model, ds, result)
         self._save_model(model, result)
-        _drop_compiled_steps(model)
+        release_traced([*_drop_compiled_steps(model), *self._leftovers])  # freed here, not by the GUI's collection
+        self._leftovers.clear()
         result.seconds = time.perf_counter() - t0 - cb.state.paused_seconds
         self._finish_record(result, cb.state)
         return result
@@ -509,6 +513,11 @@ class Trainer:
         One optimizer for the whole run, made once in the device's scope: a recompile (to change
         ``steps_per_execution``) keeps its state, so the run continues as one. ``jit_compile="auto"``:
         XLA made a small convnet 5.6x slower on the CPU.
+
+        The optimizer is built as soon as the model is compiled. On TensorFlow without a distribution strategy
+        Keras builds it inside the first traced train step, and a ``tf.function`` that creates variables traces
+        an ``initialize_variables`` graph and a ``cond`` graph per slot besides: about 45 graphs of reference
+        cycles that outlive the run and that nothing reachable leads to (``ml/traced_graphs.py``).
         """
         import keras
 
@@ -524,6 +533,8 @@ class Trainer:
                 model.compile(optimizer=optimizer, **compile_arguments(settings.loss, units),
                               metrics=[_accuracy_metric(units, one_hot)],
                               steps_per_execution=steps_per_execution, jit_compile="auto")
+                if not optimizer.built:  # its slots made here, not inside the first traced step (see below)
+                    optimizer.build(model.trainable_variables)
 
         return compile_model
 
@@ -540,11 +551,13 @@ class Trainer:
         from neuralstudio.ml.input_pipeline import batches, steps_per_epoch, to_tensors
 
         spe, first_epoch = 1, 0
+        leftovers = self._leftovers  # what this run traced and drops, for ml/traced_graphs.py to take apart
         fit_t0 = time.perf_counter()  # the copy into tensors counts, as it does inside a plain fit
         tf_data = feeds_tf_data()
         if tf_data:
             x_train, y_train, x_val, y_val = to_tensors(data.x_train, data.y_train, data.x_val, data.y_val)
             val_batches = batches(x_val, y_val, data.batch_size, shuffle=False) if x_val is not None else None
+            leftovers.append(val_batches)
         else:  # JAX, PyTorch: fit slices the arrays itself and shuffles them every epoch (ml/backends.py)
             x_train, y_train = data.x_train, data.y_train
             val_batches = (data.x_val, data.y_val) if data.x_val is not None else None
@@ -560,6 +573,7 @@ class Trainer:
                     model.fit(train, steps_per_epoch=steps_per_epoch(data.n_train, data.batch_size),
                               epochs=settings.epochs, initial_epoch=first_epoch, validation_data=val_batches,
                               shuffle=False, verbose=0, callbacks=callbacks)
+                    leftovers.append(train)
                 else:
                     model.fit(x_train, y_train, batch_size=data.batch_size, epochs=settings.epochs,
                               initial_epoch=first_epoch, validation_data=val_batches,
@@ -570,6 +584,7 @@ class Trainer:
             spe, first_epoch = retuned, cb.state.epochs_done
             self._log(f"Steps are short: running {spe} steps per execution from epoch {first_epoch + 1}.")
             if not self.control.stop_requested:  # a stop (or a pruned trial) needs no recompiled step
+                leftovers.extend(_drop_compiled_steps(model))  # the steps the recompile replaces
                 compile_model(spe)
         return spe, time.perf_counter() - fit_t0 - cb.state.paused_seconds
 
@@ -647,7 +662,7 @@ class Trainer:
         units = _output_units(model)
         n = len(data.y_test)
         if placement.replicas == 1 and units <= KEEP_OUTPUTS_MAX_UNITS and n * units <= KEEP_OUTPUTS_MAX_VALUES:
-            scores = _test_pass(model, data, placement, units)
+            scores = _test_pass(model, data, placement, units, self._leftovers)
             result.test_outputs, result.test_labels, result.test_images = (
                 scores.pop("outputs"), data.test_labels, data.test_images)
         else:
@@ -811,7 +826,7 @@ def _accuracy_function(units: int, one_hot: bool) -> Callable[[Any, Any], Any]:
     return keras.metrics.sparse_categorical_accuracy
 
 
-def _drop_compiled_steps(model: Any) -> None:
+def _drop_compiled_steps(model: Any) -> list[Any]:
     """Let go of the model's compiled train, test and predict steps here, on the run's own thread.
 
     Left on the model they live as long as the model, and the model (in reference cycles, as every Keras model)
@@ -821,13 +836,20 @@ def _drop_compiled_steps(model: Any) -> None:
     they are freed by reference counting at once (the window's pass after a run: 8-96 ms -> 7-12 ms,
     nielsen-784-30-10 with per-layer signals). Keras makes them again when the model is next trained,
     evaluated or predicted with; the trainer recompiles it for every run anyway.
+
+    Returns the steps dropped, for :func:`~neuralstudio.ml.traced_graphs.release_traced`: a traced step's graphs
+    are reference cycles of their own, which only a collection frees unless they are taken apart.
     """
+    dropped = []
     for name in ("train_function", "test_function", "predict_function"):
         if getattr(model, name, None) is not None:
+            dropped.append(getattr(model, name))
             setattr(model, name, None)
+    return dropped
 
 
-def _test_pass(model: Any, data: _Data, placement: Any, units: int) -> dict[str, Any]:
+def _test_pass(model: Any, data: _Data, placement: Any, units: int,
+               leftovers: list[Any] | None = None) -> dict[str, Any]:
     """Keras's test step over the test split, one compiled call per batch, keeping the outputs.
 
     Returns ``outputs`` (``(n, units)`` float32, in the split's order), ``loss`` (the batches' losses weighted by
@@ -849,6 +871,8 @@ def _test_pass(model: Any, data: _Data, placement: Any, units: int) -> dict[str,
         return y_pred, loss, keras.ops.sum(right(y, y_pred))
 
     score = scoring_function(model, step)
+    if leftovers is not None:
+        leftovers.append(score)  # its traced step, taken apart with the run's others (ml/traced_graphs.py)
     x, y = data.x_test, data.y_test
     if feeds_tf_data():  # copied into tensors in 1 MB slices, as for training (ml/input_pipeline.py)
         x, y = to_tensors(x, y)

@@ -499,3 +499,40 @@ def test_the_compiled_steps_are_let_go_on_the_runs_thread_and_made_again_when_ne
     x = np.zeros((4, *model.input_shape[1:]), "float32")
     assert model.predict(x, verbose=0).shape == (4, 10)  # made again when asked
     assert model.predict_function is not None
+
+
+def test_a_run_takes_its_traced_graphs_apart_and_its_model_still_works(sample):
+    """A traced TensorFlow graph is a knot of reference cycles: left to the GUI thread's garbage collection, a
+    run of mnist-cnn held 20,000 cyclic objects, a 25-70 ms pass (ml/traced_graphs.py). The run takes apart
+    what it traced (train and validation steps, the step replaced when steps per execution are retuned, the
+    test pass, the tf.data pipeline), and the model it hands on still predicts and trains."""
+    import gc
+
+    import keras
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("only TensorFlow traces FuncGraphs")
+    from neuralstudio.core.templates import load_template
+
+    settings = TrainingSettings(epochs=2, batch_size=32, learning_rate=0.01, validation_split=0.25)
+    gc.collect()  # only this run's garbage below
+    result = Trainer(load_template("mnist-cnn"), dataset=slice_of(sample), settings=settings).run()
+    assert result.status == "finished", result.message
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        garbage = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    whole = [g.name for g in garbage if isinstance(g, FuncGraph) and g.get_operations()]
+    assert whole == [], f"traced graphs left to the collector whole: {whole}"
+    assert len(garbage) < 8_000, f"{len(garbage)} cyclic objects left by one run"
+    del garbage
+    model = result.model
+    x = sample.x_test[:8].reshape(-1, *model.input_shape[1:]).astype("float32")
+    before = model.predict(x, verbose=0)
+    assert np.isfinite(before).all()
+    model.fit(x, sample.y_test[:8], epochs=1, verbose=0)
+    assert not np.allclose(model.predict(x, verbose=0), before)  # trained on: the optimizer and variables live
