@@ -173,6 +173,27 @@ def test_a_shown_panel_draws_in_stages_and_a_hidden_one_when_shown(qtbot, panel)
     assert len(panel.grad_plot.points.data) == 6
 
 
+
+def test_a_live_update_waits_for_its_gate_and_not_for_ever(qtbot, panel, monkeypatch):
+    """The Train window shuts the gate from an epoch's snapshot until batches flow again: a stage that met the
+    recompile's trace stalled the window 53-67 ms. A gate that never opens delays the drawing, never loses it."""
+    monkeypatch.setattr(lsp, "SETTLE_MS", 10)
+    monkeypatch.setattr(lsp, "GATE_WAIT_MS", 600)
+    flowing = [False]
+    panel.set_gate(lambda: flowing[0])
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.add_snapshots([(0, snapshot(0))])
+    qtbot.wait(300)
+    assert panel.table.rowCount() == 0 and panel.drawing  # shut: nothing drawn yet
+    flowing[0] = True
+    qtbot.waitUntil(lambda: not panel.drawing, timeout=5000)
+    assert len(panel.grad_plot.points.data) == 3
+    flowing[0] = False  # and a gate that stays shut: drawn after GATE_WAIT_MS a stage
+    panel.add_snapshots([(1, snapshot(1))])
+    qtbot.waitUntil(lambda: not panel.drawing, timeout=10_000)
+    assert len(panel.grad_plot.points.data) == 6
+
 def test_many_layers_get_their_items_a_few_per_turn(qtbot, panel):
     names = [f"dense_{i}" for i in range(2 * lsp.NEW_LAYERS_PER_TURN + 1)]
     stats = [{**snapshot(0)[0], "layer": n} for n in names]
@@ -375,3 +396,23 @@ def test_the_plot_titles_fit_their_plots_and_the_sentence_keeps_an_early_vanishi
         width = QFontMetrics(item.titleLabel.item.font()).horizontalAdvance(title)
         # 15% to spare: X11's fonts ran wider than the offscreen platform's (the clipped titles fitted here)
         assert width <= 0.85 * item.getViewBox().width(), (title, width, item.getViewBox().width())
+
+
+def test_the_table_keeps_room_for_each_layers_name_in_a_small_window(qtbot, shown_workspace):
+    """At a 1280 px window the figures' columns took the table's whole share: the Layer column showed its
+    colour swatch and no name."""
+    ws = shown_workspace
+    ws.resize(1200, 800)
+    panel = ws.layer_stats_panel
+    ws.bottom_tabs.setCurrentWidget(panel)
+    panel.add_snapshots([(e, snapshot(e)) for e in range(2)])
+    panel.finish_drawing()
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 3)
+    qtbot.wait(50)
+    table = panel.table
+    fm = table.fontMetrics()
+    widest = max(fm.horizontalAdvance(line) for k in range(3) for line in table.item(k, 0).text().split("\n"))
+    assert table.columnWidth(0) >= widest + 16, (table.columnWidth(0), widest)
+    for c in range(1, table.columnCount()):  # and every figure is whole
+        assert table.columnWidth(c) >= max(fm.horizontalAdvance(table.item(k, c).text()) for k in range(3))
+    assert table.horizontalScrollBar().maximum() == 0  # nothing hidden sideways

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QSplitter,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -63,6 +65,8 @@ NEW_LAYERS_PER_TURN = 6
 STAGE_INTERVAL_MS = 80
 #: a live update starts this long after its snapshot arrived (see LayerStatsPanel)
 SETTLE_MS = 400
+#: a live update's stages wait while the panel's gate says the training thread is between batches, at most this long
+GATE_WAIT_MS = 2000
 #: Karpathy's rule of thumb for update / weight, and the faint band drawn around it (log10 units either side)
 UPDATE_RATIO_TARGET = 1e-3
 UPDATE_RATIO_BAND = 0.5
@@ -132,6 +136,9 @@ UNITS_TIP = (
 LAYER_TIP = "A layer with trainable weights: its name, its kind and its activation, in the network's order."
 TABLE_COLUMNS = (("Layer", LAYER_TIP), ("Gradient\nper unit", UNIT_GRAD_TIP), ("Update /\nweight", RATIO_TIP),
                  ("Dead /\nsaturated", UNITS_TIP))
+#: the widest texts the table keeps room for: a layer's name, and each figure column's (longer names are elided)
+TABLE_LAYER_ROOM = "dense_hidden_2"
+TABLE_FIGURE_ROOM = ("3.0e-05", "3.0e-05", "100% saturated")
 #: the measure the panel starts with (the one the sentence leads with whenever every layer has it)
 DEFAULT_MEASURE = "bias_grad_rms"
 #: what the gradient plot and column are called, and explained, for each measure that may compare the layers
@@ -517,6 +524,11 @@ class LayerStatsPanel(QWidget):
     ``steps_per_execution`` traced): a pyqtgraph paint re-enters Python for every item, and each re-entry
     then waits for the GIL (``ui/responsiveness.py``), so the same paint took 2-4x its idle time. Measured
     on nielsen-784-30-10 with the tab shown: the worst stall 92-179 ms before, see the README for after.
+    After an epoch's end the training thread may still be busy for a second (a recompile to more steps per
+    execution traces a new step): the Train window gives the panel a gate (:meth:`set_gate`) that opens when
+    the run's batches flow again, and the update's stages wait for it, :data:`GATE_WAIT_MS` at most (a
+    paused run's, or the last epoch's before the run has ended). Without it a
+    stage that met the trace stalled nielsen-784-30-10's window 53-67 ms, mostly waiting for the GIL.
 
     Args:
         parent: the owning widget.
@@ -546,6 +558,8 @@ class LayerStatsPanel(QWidget):
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(SETTLE_MS)
         self._settle_timer.timeout.connect(self._on_settle_timer)
+        self._gate: Callable[[], bool] | None = None
+        self._gate_since: float | None = None  # when a stage first found the gate shut
 
         self.sentence_label = QLabel(WAITING_TEXT, self)
         self.sentence_label.setObjectName("layerStatsSentence")
@@ -581,6 +595,7 @@ class LayerStatsPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(TABLE_COLUMNS)):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setMinimumWidth(self._table_min_width())
 
         target = math.log10(UPDATE_RATIO_TARGET)
         title, _, tip = GRADIENT_MEASURES[self.measure]
@@ -620,6 +635,22 @@ class LayerStatsPanel(QWidget):
         lay.addWidget(split, 1)
         self._draw_all([])
 
+    def _table_min_width(self) -> int:
+        """Room for a layer's name beside its swatch and for each figure, fixed once from the font.
+
+        The splitter gave the table its share of a 1280 px window, and the figures' columns took it all: the
+        Layer column showed its colour swatch and no name. A width that followed the rows would re-lay out the
+        plots in the middle of a run (docs/ARCHITECTURE.md, "A run's edges"), so it is set before any row.
+        """
+        fm = self.table.fontMetrics()
+        pad = 2 * fm.horizontalAdvance("M")
+        swatch = max(self.table.iconSize().width(), self.table.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize))
+        layer = fm.horizontalAdvance(TABLE_LAYER_ROOM) + swatch + pad
+        figures = sum(max(fm.horizontalAdvance(text) for text in (*title.split("\n"), sample)) + pad
+                      for (title, _), sample in zip(TABLE_COLUMNS[1:], TABLE_FIGURE_ROOM))
+        edges = self.table.verticalScrollBar().sizeHint().width() + 2 * self.table.frameWidth()
+        return layer + figures + edges
+
     def plot_widgets(self) -> list[pg.PlotWidget]:
         return [self.grad_plot.widget, self.ratio_plot.widget, self.weights_plot.widget,
                 self.activations_plot.widget]
@@ -635,6 +666,7 @@ class LayerStatsPanel(QWidget):
         self._dirty = False
         self._stages = []
         self._stage_timer.stop()
+        self._gate_since = None
         self._settle_timer.stop()
         self.table.setRowCount(0)
         self.grad_plot.clear()
@@ -661,7 +693,12 @@ class LayerStatsPanel(QWidget):
             self.snapshots += 1
             self._dirty = True
         if self._dirty and self.isVisible() and not self._settle_timer.isActive():
-            self._settle_timer.start()  # later snapshots until then are drawn with this one
+            self._gate_since = None
+            self._settle_timer.start(SETTLE_MS)  # later snapshots until then are drawn with this one
+
+    def set_gate(self, ready: Callable[[], bool] | None) -> None:
+        """Draw a live update's stages only while ``ready()`` (or once they waited :data:`GATE_WAIT_MS`)."""
+        self._gate = ready
 
     def layer_names(self) -> list[str]:
         return list(self.tracks)
@@ -798,11 +835,27 @@ class LayerStatsPanel(QWidget):
                 draw()
 
     # ------------------------------------------------------------------- slots
+    def _gate_open(self) -> bool:
+        """Whether a stage may draw now; False restarts its timer (see the class's docstring)."""
+        if self._gate is None or self._gate():
+            self._gate_since = None
+            return True
+        now = time.monotonic()
+        if self._gate_since is None:
+            self._gate_since = now
+        return now - self._gate_since >= GATE_WAIT_MS / 1000  # then the update's later stages pass too
+
     def _on_settle_timer(self) -> None:
         if self._dirty and self.isVisible():
+            if not self._gate_open():
+                self._settle_timer.start(STAGE_INTERVAL_MS)
+                return
             self.refresh(staged=True)
 
     def _on_stage_timer(self) -> None:
+        if self._stages and not self._gate_open():
+            self._stage_timer.start()
+            return
         if self._stages:
             self._stages.pop(0)()
         if self._stages:

@@ -441,6 +441,7 @@ class TrainWorkspace(QWidget):
         self._reset_run_state(settings)
         self.plots.reset(epochs=settings.epochs)
         self.layer_stats_panel.reset(enabled=self._request.layer_stats)
+        self._snapshot_waits = False
         self.log_view.clear()
         self._log(run_start_line(snapshot.name, settings, self._data_name()))
         if initial is not None:
@@ -581,9 +582,11 @@ class TrainWorkspace(QWidget):
             self._log(m)
         if d.batches:
             self._add_batches(d.batches)
+            self._snapshot_waits = False
         for epoch, logs in d.epochs:
             self._on_epoch(epoch, logs)
         if d.layer_stats:  # a few a run: the panel draws them in stages (ui/train/layer_stats_panel.py)
+            self._snapshot_waits = True  # drained after this drain's batches: they came before it
             self.layer_stats_panel.add_snapshots(d.layer_stats)
         # On another tab: keep the points, draw them when the tab is shown. Once Stop is pressed, the plots
         # wait for the run's end: the trainer's last steps (the partial epoch's validation, the test, the
@@ -1203,10 +1206,17 @@ class TrainWorkspace(QWidget):
             self._say("Wrote " + " and ".join(os.path.basename(p) for p in written) + ".")
 
     # ---------------------------------------------------------------- inside (ui/train/layer_stats_panel.py)
+    def _past_the_snapshot(self) -> bool:
+        """The Inside tab's gate: batches came after its latest snapshot, so the training thread is past the
+        epoch's end (validation, a recompile's trace) and back in compiled steps that leave the GIL free."""
+        return not self._snapshot_waits or not self.is_running()
+
     def _wire_layer_stats(self) -> None:
         """The Inside tab: each layer's gradients, updates, weights and activations during a run (when the
         settings' per-layer signals box is ticked), fed by the drain timer."""
         self.layer_stats_panel = LayerStatsPanel(self)
+        self.layer_stats_panel.set_gate(self._past_the_snapshot)
+        self._snapshot_waits = False  # a snapshot came and no batch yet after it
         i = self.bottom_tabs.addTab(self.layer_stats_panel, "Inside")
         self.bottom_tabs.setTabToolTip(i, "Inside the network: each layer's gradients, updates, weights, "
                                           "activations and dead or saturated units, epoch by epoch")
