@@ -397,22 +397,3 @@ def test_the_plot_titles_fit_their_plots_and_the_sentence_keeps_an_early_vanishi
         # 15% to spare: X11's fonts ran wider than the offscreen platform's (the clipped titles fitted here)
         assert width <= 0.85 * item.getViewBox().width(), (title, width, item.getViewBox().width())
 
-
-def test_the_table_keeps_room_for_each_layers_name_in_a_small_window(qtbot, shown_workspace):
-    """At a 1280 px window the figures' columns took the table's whole share: the Layer column showed its
-    colour swatch and no name."""
-    ws = shown_workspace
-    ws.resize(1200, 800)
-    panel = ws.layer_stats_panel
-    ws.bottom_tabs.setCurrentWidget(panel)
-    panel.add_snapshots([(e, snapshot(e)) for e in range(2)])
-    panel.finish_drawing()
-    qtbot.waitUntil(lambda: panel.table.rowCount() == 3)
-    qtbot.wait(50)
-    table = panel.table
-    fm = table.fontMetrics()
-    widest = max(fm.horizontalAdvance(line) for k in range(3) for line in table.item(k, 0).text().split("\n"))
-    assert table.columnWidth(0) >= widest + 16, (table.columnWidth(0), widest)
-    for c in range(1, table.columnCount()):  # and every figure is whole
-        assert table.columnWidth(c) >= max(fm.horizontalAdvance(table.item(k, c).text()) for k in range(3))
-    assert table.horizontalScrollBar().maximum() == 0  # nothing hidden sideways

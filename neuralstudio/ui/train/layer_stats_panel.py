@@ -40,7 +40,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QSplitter,
-    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -136,9 +135,6 @@ UNITS_TIP = (
 LAYER_TIP = "A layer with trainable weights: its name, its kind and its activation, in the network's order."
 TABLE_COLUMNS = (("Layer", LAYER_TIP), ("Gradient\nper unit", UNIT_GRAD_TIP), ("Update /\nweight", RATIO_TIP),
                  ("Dead /\nsaturated", UNITS_TIP))
-#: the widest texts the table keeps room for: a layer's name, and each figure column's (longer names are elided)
-TABLE_LAYER_ROOM = "dense_hidden_2"
-TABLE_FIGURE_ROOM = ("3.0e-05", "3.0e-05", "100% saturated")
 #: the measure the panel starts with (the one the sentence leads with whenever every layer has it)
 DEFAULT_MEASURE = "bias_grad_rms"
 #: what the gradient plot and column are called, and explained, for each measure that may compare the layers
@@ -595,7 +591,6 @@ class LayerStatsPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(TABLE_COLUMNS)):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMinimumWidth(self._table_min_width())
 
         target = math.log10(UPDATE_RATIO_TARGET)
         title, _, tip = GRADIENT_MEASURES[self.measure]
@@ -634,22 +629,6 @@ class LayerStatsPanel(QWidget):
         lay.addWidget(self.sentence_label)
         lay.addWidget(split, 1)
         self._draw_all([])
-
-    def _table_min_width(self) -> int:
-        """Room for a layer's name beside its swatch and for each figure, fixed once from the font.
-
-        The splitter gave the table its share of a 1280 px window, and the figures' columns took it all: the
-        Layer column showed its colour swatch and no name. A width that followed the rows would re-lay out the
-        plots in the middle of a run (docs/ARCHITECTURE.md, "A run's edges"), so it is set before any row.
-        """
-        fm = self.table.fontMetrics()
-        pad = 2 * fm.horizontalAdvance("M")
-        swatch = max(self.table.iconSize().width(), self.table.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize))
-        layer = fm.horizontalAdvance(TABLE_LAYER_ROOM) + swatch + pad
-        figures = sum(max(fm.horizontalAdvance(text) for text in (*title.split("\n"), sample)) + pad
-                      for (title, _), sample in zip(TABLE_COLUMNS[1:], TABLE_FIGURE_ROOM))
-        edges = self.table.verticalScrollBar().sizeHint().width() + 2 * self.table.frameWidth()
-        return layer + figures + edges
 
     def plot_widgets(self) -> list[pg.PlotWidget]:
         return [self.grad_plot.widget, self.ratio_plot.widget, self.weights_plot.widget,
