@@ -533,7 +533,7 @@ class Trainer:
                 model.compile(optimizer=optimizer, **compile_arguments(settings.loss, units),
                               metrics=[_accuracy_metric(units, one_hot)],
                               steps_per_execution=steps_per_execution, jit_compile="auto")
-                if not optimizer.built:  # its slots made here, not inside the first traced step (see below)
+                if not optimizer.built:  # its slots made here, not inside the first traced step (see the docstring)
                     optimizer.build(model.trainable_variables)
 
         return compile_model

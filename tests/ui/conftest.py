@@ -91,8 +91,9 @@ def tiny_data():
 
 
 @pytest.fixture
-def shown_workspace(qtbot, tmp_path, tiny_data):
-    """A Train window on ``tiny_data`` with its runs in ``tmp_path``, shown; closed without asking at the end."""
+def train_workspace(qtbot, tmp_path, tiny_data):
+    """A Train window on ``tiny_data`` with its runs in ``tmp_path``, not shown; closed without asking at the end
+    (which stops a running run or experiment and checks that no training thread is left)."""
     from window_helpers import close_workspace
 
     from neuralstudio.core.runs import RunsStore
@@ -100,8 +101,16 @@ def shown_workspace(qtbot, tmp_path, tiny_data):
 
     ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
     ws.set_dataset(tiny_data)
+    ws.resize(1400, 900)
+    yield ws
+    close_workspace(ws)
+
+
+@pytest.fixture
+def shown_workspace(qtbot, train_workspace):
+    """:func:`train_workspace`, shown at 1200 x 800."""
+    ws = train_workspace
     ws.resize(1200, 800)
     ws.show()
     qtbot.waitExposed(ws)
-    yield ws
-    close_workspace(ws)
+    return ws

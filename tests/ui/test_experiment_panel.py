@@ -8,7 +8,6 @@ import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtWidgets import QApplication, QLineEdit, QSpinBox
-from support import mnist_slice
 from window_helpers import close_workspace
 
 from neuralstudio.core.runs import RunsStore
@@ -23,19 +22,9 @@ TRIALS_TIMEOUT_MS = 120_000
 NIELSEN = "nielsen-784-30-10"
 
 
-@pytest.fixture(scope="module")
-def tiny_data():
-    """600 training and 100 test images of the bundled MNIST sample (a trial of one epoch takes seconds)."""
-    return mnist_slice(600, 100)
-
-
 @pytest.fixture
-def workspace(qtbot, tmp_path, tiny_data):
-    ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
-    ws.set_dataset(tiny_data)
-    ws.resize(1400, 900)
-    yield ws
-    close_workspace(ws)  # stops a running experiment too, and checks that no training thread is left
+def workspace(train_workspace):
+    return train_workspace  # tests/ui/conftest.py; its close stops a running experiment too
 
 
 def set_values(qtbot, edit: QLineEdit, text: str) -> None:

@@ -7,10 +7,7 @@ import math
 import numpy as np
 import pytest
 from PySide6.QtGui import QColor
-from support import image_mlp, mnist_slice
-from window_helpers import close_workspace
-
-from neuralstudio.core.runs import RunsStore
+from support import image_mlp
 
 pytest.importorskip("pytestqt")
 
@@ -274,20 +271,9 @@ def test_the_worker_buffer_carries_layer_stats():
 
 
 # ----------------------------------------------------------------------------- through the Train workspace
-@pytest.fixture(scope="module")
-def tiny_data():
-    return mnist_slice(600, 100)
-
-
 @pytest.fixture
-def workspace(qtbot, tmp_path, tiny_data):
-    from neuralstudio.ui.train.workspace import TrainWorkspace
-
-    ws = TrainWorkspace(runs_store=RunsStore(tmp_path / "runs"))
-    ws.set_dataset(tiny_data)
-    ws.resize(1400, 900)
-    yield ws
-    close_workspace(ws)
+def workspace(train_workspace):
+    return train_workspace  # tests/ui/conftest.py
 
 
 def test_a_run_with_the_option_ticked_fills_the_inside_tab(qtbot, workspace):

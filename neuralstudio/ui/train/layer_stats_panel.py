@@ -523,8 +523,8 @@ class LayerStatsPanel(QWidget):
     After an epoch's end the training thread may still be busy for a second (a recompile to more steps per
     execution traces a new step): the Train window gives the panel a gate (:meth:`set_gate`) that opens when
     the run's batches flow again, and the update's stages wait for it, :data:`GATE_WAIT_MS` at most (a
-    paused run's, or the last epoch's before the run has ended). Without it a
-    stage that met the trace stalled nielsen-784-30-10's window 53-67 ms, mostly waiting for the GIL.
+    paused run's, or the last epoch's before the run has ended). Without it a stage that met the trace
+    stalled nielsen-784-30-10's window 53-67 ms, mostly waiting for the GIL.
 
     Args:
         parent: the owning widget.
